@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""GROUPKEY-PUSH (rekey) protection: KEK encryption and the rekey signature.
+
+:class:`KEKContext` holds one KEK (RFC 6407 §5.3 SA KEK + §5.6.2 KEK key packet) and
+the group's signing keys; its methods take a packet (or bytes) and return NEW packets:
+
+* ``decrypt(pkt)``: CBC with the static IV from KEK_ALGORITHM_KEY (facts §4.4) → a fully
+  dissected plaintext packet (E flag cleared, header length unchanged, zero padding kept).
+* ``encrypt(pkt)``: zero-pads the body to the block size, sets E and the padded length.
+* ``sign(pkt)`` / ``verify(pkt)``: SIG over ``"rekey" ‖ HDR ‖ payloads before SIG``
+  (facts §4.3), HDR with the E flag set. The verifier accepts the header length as
+  sent (padded) or unpadded, since gdoid signs the unpadded length but hashes the
+  received header.
+* ``seal(pkt)`` = sign then encrypt; ``open(pkt)`` = decrypt then verify.
+
+:func:`forge_push` builds a complete GROUPKEY-PUSH from a :class:`PushPolicy`.
+"""
+from scapy_gdoi import _consts as C
+from scapy_gdoi import crypto, wire
+
+#: Signature check outcomes, as the analyser reports them.
+SIG_VALID, SIG_INVALID, SIG_UNVERIFIED = "valid", "invalid", "unverified"
+
+
+def _as_bytes(pkt):
+    return pkt if isinstance(pkt, (bytes, bytearray)) else bytes(pkt)
+
+
+def dissect(message):
+    """A fully dissected GDOI packet from message bytes (imports the layers lazily)."""
+    from scapy_gdoi.gdoi import GDOI
+    return GDOI(bytes(message))
+
+
+class KEKContext:
+    """One KEK: cipher, key, static IV, and the keys that sign the rekeys it protects.
+
+    :param spi: the 16-octet KEK SPI (the cookies of every PUSH it protects).
+    :param algorithm: KEK_ALGORITHM number or "aes" / "3des" / "des".
+    :param key: the KEK cipher key; :param iv: the IV part of KEK_ALGORITHM_KEY.
+    :param sig_hash: SIG_HASH_ALGORITHM (number or "sha256"...), default SHA-256.
+    :param public_key: verification key (`cryptography` object, DER or PEM bytes).
+    :param private_key: signing key (`cryptography` private key), for forging.
+    :param ack_method: KEK_ACK_REQUESTED value (RFC 8263) or None.
+    :param digest_info: RSA signing with a DigestInfo (RFC 8017); False = gdoid style.
+    :param sign_unpadded_length: sign the header with the unpadded length (gdoid style).
+    """
+
+    def __init__(self, spi, algorithm, key, iv, sig_hash=C.SIG_HASH_SHA256,
+                 public_key=None, private_key=None, ack_method=None, digest_info=True,
+                 sign_unpadded_length=False):
+        if len(spi) != 16:
+            raise crypto.GDOICryptoError("a KEK SPI is 16 octets, got %d" % len(spi))
+        self.spi = bytes(spi)
+        self.cipher = crypto.kek_cipher(algorithm)
+        self.key = bytes(key)
+        self.iv = bytes(iv)
+        if len(self.key) not in self.cipher.key_sizes:
+            raise crypto.GDOICryptoError("%s key must be %s octets, got %d" % (
+                self.cipher.name, " or ".join(map(str, self.cipher.key_sizes)),
+                len(self.key)))
+        if len(self.iv) != self.cipher.block_size:
+            raise crypto.GDOICryptoError("%s IV must be %d octets, got %d" % (
+                self.cipher.name, self.cipher.block_size, len(self.iv)))
+        self.sig_hash = sig_hash
+        if public_key is not None and not hasattr(public_key, "public_numbers"):
+            public_key = crypto.load_public_key(public_key)
+        if public_key is None and private_key is not None:
+            public_key = private_key.public_key()
+        self.public_key = public_key
+        self.private_key = private_key
+        self.ack_method = ack_method
+        self.digest_info = digest_info
+        self.sign_unpadded_length = sign_unpadded_length
+
+    @classmethod
+    def from_algorithm_key(cls, spi, algorithm, algorithm_key, key_len=None, **kwargs):
+        """Build from a KEK_ALGORITHM_KEY attribute value (IV ‖ key)."""
+        cipher = crypto.kek_cipher(algorithm)
+        iv, key = cipher.split_algorithm_key(bytes(algorithm_key), key_len)
+        return cls(spi, cipher, key, iv, **kwargs)
+
+    @property
+    def algorithm_key(self):
+        """The KEK_ALGORITHM_KEY attribute value: IV ‖ key."""
+        return self.iv + self.key
+
+    def __repr__(self):
+        return "<KEKContext spi=%s %s-%d>" % (self.spi.hex(), self.cipher.name,
+                                              len(self.key) * 8)
+
+    # -- encryption ----------------------------------------------------------------
+
+    def encrypt_bytes(self, message):
+        """Encrypt a plaintext message (bytes): padded body, E flag, padded length."""
+        message = _as_bytes(message)
+        header = wire.Header(message)
+        body = message[wire.HEADER_LEN:_declared_end(header, message)]
+        ciphertext = self.cipher.encrypt(self.key, self.iv, body)
+        out = wire.with_header_fields(message[:wire.HEADER_LEN],
+                                      flags=header.flags | C.FLAG_ENCRYPTION,
+                                      length=wire.HEADER_LEN + len(ciphertext))
+        return out + ciphertext
+
+    def decrypt_bytes(self, message):
+        """Decrypt an encrypted message (bytes) → plaintext bytes, E flag cleared.
+
+        Raises GDOICryptoError ("cannot decrypt: ...") on a message that is not
+        encrypted, is truncated, or whose body is not whole cipher blocks.
+        """
+        message = _as_bytes(message)
+        header = wire.Header(message)
+        if not header.encrypted:
+            raise crypto.GDOICryptoError("cannot decrypt: the E flag is not set")
+        end = _declared_end(header, message)
+        plaintext = self.cipher.decrypt(self.key, self.iv, message[wire.HEADER_LEN:end])
+        return wire.with_header_fields(message[:wire.HEADER_LEN],
+                                       flags=header.flags & ~C.FLAG_ENCRYPTION) + plaintext
+
+    def encrypt(self, pkt):
+        """A NEW packet: `pkt` encrypted with this KEK (body stays Raw until decrypted)."""
+        return dissect(self.encrypt_bytes(pkt))
+
+    def decrypt(self, pkt):
+        """A NEW, fully dissected plaintext packet."""
+        return dissect(self.decrypt_bytes(pkt))
+
+    # -- signature -----------------------------------------------------------------
+
+    def sign_bytes(self, message):
+        """Fill the SIG payload of a plaintext PUSH (bytes) and return the bytes.
+
+        The SIG payload is resized to the signature length first, so the header length
+        written and signed is final: padded (default, the safe choice of facts §4.3) or
+        unpadded (``sign_unpadded_length``, gdoid's sender).
+        """
+        if self.private_key is None:
+            raise crypto.GDOICryptoError("no private key to sign with")
+        message = _as_bytes(message)
+        header = wire.Header(message)
+        body = message[wire.HEADER_LEN:_declared_end(header, message)]
+        sig_offset = _sig_offset(header, body)
+        sig_len = crypto.signature_length(self.private_key)
+        sig_header = body[sig_offset:sig_offset + 2] + (4 + sig_len).to_bytes(2, "big")
+        body = body[:sig_offset]
+        unpadded = wire.HEADER_LEN + len(body) + 4 + sig_len
+        padded = wire.HEADER_LEN + len(self.cipher.pad(b"\0" * (unpadded - wire.HEADER_LEN)))
+        signed_length = unpadded if self.sign_unpadded_length else padded
+        signed_header = wire.with_header_fields(
+            message[:wire.HEADER_LEN], flags=header.flags | C.FLAG_ENCRYPTION,
+            length=signed_length)
+        signature = crypto.sign(self.private_key, self.sig_hash,
+                                C.REKEY_SIGNATURE_PREFIX + signed_header + body,
+                                digest_info=self.digest_info)
+        out_header = wire.with_header_fields(message[:wire.HEADER_LEN], length=padded)
+        return out_header + body + sig_header + signature
+
+    def verify_bytes(self, message):
+        """True/False for a decrypted PUSH (bytes); GDOICryptoError when no key/SIG."""
+        if self.public_key is None:
+            raise crypto.GDOICryptoError("no public key to verify with")
+        message = _as_bytes(message)
+        header = wire.Header(message)
+        body = message[wire.HEADER_LEN:]
+        sig_offset = _sig_offset(header, body)
+        sig_payload = next(p for t, o, p in wire.iter_payloads(header.next_payload, body)
+                           if o == sig_offset)
+        signature = sig_payload[wire.GENERIC_PAYLOAD_HEADER_LEN:]
+        signed_payloads = body[:sig_offset]
+        unpadded = wire.HEADER_LEN + sig_offset + len(sig_payload)
+        for length in dict.fromkeys((header.length, unpadded)):
+            signed_header = wire.with_header_fields(
+                message[:wire.HEADER_LEN], flags=header.flags | C.FLAG_ENCRYPTION,
+                length=length)
+            if crypto.verify(self.public_key, self.sig_hash,
+                             C.REKEY_SIGNATURE_PREFIX + signed_header + signed_payloads,
+                             signature):
+                return True
+        return False
+
+    def sign(self, pkt):
+        """A NEW plaintext packet with its SIG payload filled in."""
+        return dissect(self.sign_bytes(pkt))
+
+    def verify(self, pkt):
+        """True when the (decrypted) packet's SIG is valid, False otherwise."""
+        return self.verify_bytes(pkt)
+
+    def seal_bytes(self, pkt):
+        """Sign then encrypt (the order of facts §4.4): wire bytes of a ready PUSH."""
+        return self.encrypt_bytes(self.sign_bytes(pkt))
+
+    def seal(self, pkt):
+        """A NEW encrypted, signed packet ready to send."""
+        return dissect(self.seal_bytes(pkt))
+
+    def open(self, pkt):
+        """Decrypt then verify: (NEW plaintext packet, "valid"/"invalid"/"unverified")."""
+        plain = self.decrypt_bytes(pkt)
+        return dissect(plain), self.check_signature(plain)
+
+    def check_signature(self, plain):
+        """"valid", "invalid" or "unverified" (no key) for decrypted bytes; no raise."""
+        if self.public_key is None:
+            return SIG_UNVERIFIED
+        try:
+            return SIG_VALID if self.verify_bytes(plain) else SIG_INVALID
+        except (wire.WireError, crypto.GDOICryptoError, StopIteration):
+            return SIG_INVALID
+
+
+def _declared_end(header, message):
+    """End offset of the message per the header Length; checks truncation."""
+    if header.length < wire.HEADER_LEN:
+        raise wire.WireError("header Length %d is below the 28-octet header"
+                             % header.length)
+    if header.length > len(message):
+        raise wire.WireError("truncated message: header Length says %d octets, got %d"
+                             % (header.length, len(message)))
+    return header.length
+
+
+def _sig_offset(header, body):
+    """Offset of the SIG payload in a plaintext body (it must be the last payload)."""
+    offsets = [(ptype, offset) for ptype, offset, _ in
+               wire.iter_payloads(header.next_payload, body)]
+    if not offsets or offsets[-1][0] != C.PT_SIG:
+        raise crypto.GDOICryptoError("no SIG payload at the end of the message")
+    return offsets[-1][1]
