@@ -1,0 +1,847 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""GDOI (RFC 6407, and the RFC 3547 form) over ISAKMP on UDP 848.
+
+# scapy.contrib.description = Group Domain of Interpretation (GDOI, RFC 6407)
+# scapy.contrib.status = loads
+
+Every GDOI message is an ISAKMP message (RFC 2408): the :class:`GDOI` header
+followed by a chain of payloads, each naming the type of the next one. The GDOI
+SA payload (RFC 6407 §5.1) holds a second chain of its own -- SA KEK, GAP and SA
+TEK sub-payloads -- inside its length; in IKEv1 phase 1 with DOI 2 the SA payload
+keeps the ISAKMP proposal/transform layout instead, so the SA layout is chosen by
+the exchange type of the enclosing header.
+
+Dissection never raises on bad input: a payload whose declared lengths do not fit
+the bytes becomes a generic :class:`GDOI_Payload` (header + ``load``), and bytes that
+do not belong to any payload are left as ``Raw``. Building fills every length and
+next-payload field left at ``None``, so a test can still force a wrong value.
+
+>>> from scapy_gdoi import *
+>>> push = (GDOI(init_cookie=b"abcdefgh", resp_cookie=b"01234567", exch_type=33)
+...         / GDOI_SEQ(seq=7)
+...         / GDOI_SA(payloads=GDOI_SAK(spi=b"abcdefgh01234567") / GDOI_GAP())
+...         / GDOI_KD() / GDOI_SIG(sig=b"..."))
+>>> GDOI(bytes(push))[GDOI_SEQ].seq
+7
+"""
+
+import struct
+
+from scapy.config import conf
+from scapy.fields import (
+    BitEnumField,
+    BitField,
+    ByteEnumField,
+    ByteField,
+    ConditionalField,
+    FieldLenField,
+    FieldListField,
+    FlagsField,
+    IntEnumField,
+    IntField,
+    MultiEnumField,
+    PacketLenField,
+    PacketListField,
+    ShortEnumField,
+    ShortField,
+    StrLenField,
+    XIntField,
+    XByteField,
+    XShortField,
+    XStrFixedLenField,
+    XStrLenField,
+)
+from scapy.layers.inet import UDP
+from scapy.layers.isakmp import (
+    ISAKMP,
+    ISAKMP_payload_Proposal,
+    ISAKMP_protos,
+    NotifyMessageType,
+)
+from scapy.packet import Packet, bind_bottom_up, bind_top_down
+
+from scapy_gdoi import _consts as C
+from scapy_gdoi.fields import AttrDataField, AttrValueField, IdentDataField
+
+__all__ = [
+    "GDOI", "GDOI_Payload", "GDOI_SA", "GDOI_SA_Phase1", "GDOI_SAK", "GDOI_GAP", "GDOI_SAT",
+    "GDOI_SAT_IPsec", "GDOI_SAT_IPsec_RFC3547", "GDOI_KD", "GDOI_KeyPacket", "GDOI_SEQ",
+    "GDOI_ID", "GDOI_HASH", "GDOI_SIG", "GDOI_NONCE", "GDOI_KE", "GDOI_CERT", "GDOI_DELETE",
+    "GDOI_NOTIFY", "GDOI_VENDOR_ID", "GDOI_POP", "GDOI_Attribute", "GDOI_KEK_Attr",
+    "GDOI_GAP_Attr", "GDOI_IPsec_Attr", "GDOI_KD_TEK_Attr", "GDOI_KD_KEK_Attr",
+    "GDOI_KD_LKH_Attr", "GDOI_KD_SID_Attr", "find_attr", "attr_value", "set_encoding",
+    "get_encoding", "detect_sat_encoding", "payload_type_of",
+]
+
+# -- Settings ---------------------------------------------------------------------------
+
+_settings = conf.contribs.setdefault("gdoi", {"encoding": None})
+
+
+def set_encoding(encoding):
+    """Choose how SA TEK (ESP/AH) identities are read (DECISIONS.md §1).
+
+    ``"rfc6407"``: ID Data Length is 2 octets. ``"rfc3547"``: 1 octet, as in the
+    Cisco reference implementation. ``None`` (the default): detect per payload from
+    the bytes -- see :func:`detect_sat_encoding`.
+    """
+    if encoding not in (None,) + C.ENCODINGS:
+        raise ValueError("encoding must be None, %r or %r" % C.ENCODINGS)
+    _settings["encoding"] = encoding
+
+
+def get_encoding():
+    return _settings.get("encoding")
+
+
+# -- Data attributes (RFC 2408 §3.3) ----------------------------------------------------
+
+class GDOI_Attribute(Packet):
+    """One data attribute: basic (TV, AF=1, 16-bit value) or variable (TLV).
+
+    ``af`` left at None is decided on build: TLV when ``data`` is set, TV otherwise.
+    Passing ``value=`` with bytes, a number above 16 bits, or for an attribute the
+    specification makes TLV, stores it in ``data`` instead.
+    """
+    name = "GDOI attribute"
+    attr_table = {}  # type -> (name, {value: name})
+    tlv_widths = {}  # TLV attributes that carry a number of a mandated width
+    numeric_tlv = frozenset()  # TLV attributes shown as numbers
+    fields_desc = [
+        BitField("af", None, 1),
+        BitEnumField("type", 0, 15, {}),
+        ConditionalField(ShortField("length", None), lambda pkt: not pkt.is_basic),
+        ConditionalField(AttrValueField("value", 0), lambda pkt: pkt.is_basic),
+        ConditionalField(AttrDataField("data", None, length_from=lambda pkt: pkt.length),
+                         lambda pkt: not pkt.is_basic),
+    ]
+
+    def __init__(self, _pkt=b"", *args, **fields):
+        if not _pkt and "value" in fields and self._value_needs_tlv(fields):
+            fields["data"] = fields.pop("value")
+        super().__init__(_pkt, *args, **fields)
+
+    @classmethod
+    def _type_number(cls, attr_type):
+        if isinstance(attr_type, str):
+            for number, (name, _values) in cls.attr_table.items():
+                if name == attr_type:
+                    return number
+            raise ValueError("unknown %s type %r" % (cls.name, attr_type))
+        return attr_type
+
+    def _value_needs_tlv(self, fields):
+        value = fields["value"]
+        attr_type = self._type_number(fields.get("type", 0))
+        if isinstance(value, (bytes, bytearray)) or attr_type in self.tlv_widths:
+            return True
+        return isinstance(value, int) and not 0 <= value <= 0xFFFF
+
+    @property
+    def is_basic(self):
+        # Read the raw slots: going through the fields would evaluate the
+        # ConditionalFields, which ask is_basic again.
+        af = self.fields.get("af", self.default_fields.get("af"))
+        if af is not None:
+            return af == 1
+        return self.fields.get("data", self.default_fields.get("data")) is None
+
+    @property
+    def val(self):
+        """The value: an int for TV and numeric TLV attributes, bytes otherwise."""
+        if self.is_basic:
+            return self.value
+        if self.type in self.numeric_tlv and self.data is not None:
+            return int.from_bytes(self.data, "big")
+        return self.data
+
+    @property
+    def type_name(self):
+        entry = self.attr_table.get(self.type)
+        return entry[0] if entry else str(self.type)
+
+    def post_build(self, pkt, pay):
+        if self.af is None and self.is_basic:
+            pkt = bytes([pkt[0] | 0x80]) + pkt[1:]
+        if not self.is_basic and self.length is None:
+            pkt = pkt[:2] + struct.pack("!H", len(pkt) - 4) + pkt[4:]
+        return pkt + pay
+
+    def extract_padding(self, s):
+        return b"", s
+
+    def mysummary(self):
+        return "%s=%s" % (self.type_name, self.val)
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        # An attribute needs at least its 4-octet header; less is trailing junk.
+        if _pkt is not None and len(_pkt) < 4:
+            return conf.raw_layer
+        return cls
+
+
+def _attribute_class(name, table, tlv_widths=None, numeric_tlv=()):
+    enum = {number: entry[0] for number, entry in table.items()}
+    fields = list(GDOI_Attribute.fields_desc)
+    fields[1] = BitEnumField("type", 0, 15, enum)
+    return type(name, (GDOI_Attribute,), {
+        "name": name.replace("_", " "),
+        "attr_table": table,
+        "tlv_widths": dict(tlv_widths or {}),
+        "numeric_tlv": frozenset(numeric_tlv) | frozenset(tlv_widths or {}),
+        "fields_desc": fields,
+        "dispatch_hook": GDOI_Attribute.__dict__["dispatch_hook"],
+    })
+
+
+GDOI_KEK_Attr = _attribute_class("GDOI_KEK_Attr", C.KEK_ATTRIBUTES, C.KEK_TLV_ATTRIBUTES)
+GDOI_GAP_Attr = _attribute_class("GDOI_GAP_Attr", C.GAP_ATTRIBUTES, C.GAP_TLV_ATTRIBUTES)
+GDOI_IPsec_Attr = _attribute_class("GDOI_IPsec_Attr", C.IPSEC_SA_ATTRIBUTES,
+                                   numeric_tlv=(2, 12))
+GDOI_KD_TEK_Attr = _attribute_class("GDOI_KD_TEK_Attr", C.TEK_KEY_ATTRIBUTES)
+GDOI_KD_KEK_Attr = _attribute_class("GDOI_KD_KEK_Attr", C.KEK_KEY_ATTRIBUTES)
+GDOI_KD_LKH_Attr = _attribute_class("GDOI_KD_LKH_Attr", C.LKH_KEY_ATTRIBUTES)
+GDOI_KD_SID_Attr = _attribute_class("GDOI_KD_SID_Attr", C.SID_KEY_ATTRIBUTES)
+
+_KD_ATTR_CLASSES = {C.KD_TEK: GDOI_KD_TEK_Attr, C.KD_KEK: GDOI_KD_KEK_Attr,
+                    C.KD_LKH: GDOI_KD_LKH_Attr, C.KD_SID: GDOI_KD_SID_Attr}
+
+
+def find_attr(attrs, attr_type):
+    """The first attribute of *attr_type* (name or number) in *attrs*, or None."""
+    for attr in attrs or ():
+        if not isinstance(attr, GDOI_Attribute):
+            continue
+        if attr.type == attr_type or attr.type_name == attr_type:
+            return attr
+    return None
+
+
+def attr_value(attrs, attr_type):
+    """The value (:attr:`GDOI_Attribute.val`) of *attr_type* in *attrs*, or None."""
+    attr = find_attr(attrs, attr_type)
+    return None if attr is None else attr.val
+
+
+def _attr_list_length(fixed):
+    """length_from for a trailing attribute list: what the payload length leaves."""
+    return lambda pkt: max(0, (pkt.length or 0) - fixed(pkt))
+
+
+# -- Payloads ---------------------------------------------------------------------------
+
+def _inside_sa(pkt):
+    """Whether *pkt* belongs to a chain held in a field (the SA's sub-payloads)."""
+    while pkt is not None:
+        if pkt.parent is not None:
+            return True
+        pkt = pkt.underlayer
+    return False
+
+
+class _GDOIChain(Packet):
+    """Payload dispatch by Next Payload, in the GDOI table (not scapy's ISAKMP one).
+
+    Inside a message the header speaks for the whole chain in ``summary()``
+    ("GDOI GROUPKEY-PUSH seq=7 KEK 0x..."); a payload on its own describes itself.
+    """
+    show_summary = False
+
+    def mysummary(self):
+        if _enclosing_header(self) is not None:
+            return ""
+        return self._describe()
+
+    def _describe(self):
+        return self.name
+
+    def guess_payload_class(self, payload):
+        if self.next_payload == C.PT_NONE:
+            # After the last top-level payload only the encryption padding remains
+            # (RFC 2408 §3.1: Length includes it); inside an SA it is junk.
+            return conf.raw_layer if _inside_sa(self) else conf.padding_layer
+        return GDOI_PAYLOAD_CLASSES.get(self.next_payload, GDOI_Payload)
+
+    def default_payload_class(self, payload):
+        return self.guess_payload_class(payload)
+
+
+class GDOI_Payload(_GDOIChain):
+    """Generic ISAKMP payload header (RFC 2408 §3.2) with an opaque body.
+
+    Subclasses append their fields; a subclass whose lengths do not fit the bytes
+    (see ``_fits``) is dissected as this generic payload instead.
+    """
+    name = "GDOI payload"
+    show_indent = 0
+    fields_desc = [
+        ByteEnumField("next_payload", None, C.GDOI_PAYLOAD_TYPES),
+        ByteField("res", 0),
+        ShortField("length", None),
+        XStrLenField("load", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4)),
+    ]
+    #: smallest valid Payload Length of this payload type
+    min_length = 4
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Scapy only calls a dispatch_hook found in the class's own __dict__.
+        if "dispatch_hook" not in cls.__dict__:
+            cls.dispatch_hook = classmethod(GDOI_Payload.__dict__["dispatch_hook"].__func__)
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt is None:
+            return cls
+        if len(_pkt) < 4:
+            return conf.raw_layer
+        length = struct.unpack("!H", _pkt[2:4])[0]
+        if length < cls.min_length or length > len(_pkt) or not cls._fits(_pkt[:length]):
+            return GDOI_Payload
+        return cls
+
+    @classmethod
+    def _fits(cls, body):
+        """Whether *body* (exactly Payload Length octets) has this payload's layout."""
+        return True
+
+    def do_dissect(self, s):
+        # No field may read past the declared Payload Length (RFC 2408 §3.2).
+        if len(s) >= 4:
+            length = struct.unpack("!H", s[2:4])[0]
+            if 4 <= length <= len(s):
+                return super().do_dissect(s[:length]) + s[length:]
+        return super().do_dissect(s)
+
+    def post_build(self, pkt, pay):
+        if self.length is None:
+            pkt = pkt[:2] + struct.pack("!H", len(pkt)) + pkt[4:]
+        return pkt + pay
+
+
+
+def _payload_header():
+    return GDOI_Payload.fields_desc[:3]
+
+
+def payload_type_of(pkt):
+    """The Next Payload number that announces *pkt*'s class (None when unknown)."""
+    for klass in type(pkt).__mro__:
+        if klass in _PAYLOAD_TYPES_BY_CLASS:
+            return _PAYLOAD_TYPES_BY_CLASS[klass]
+    return None
+
+
+# ISAKMP payloads as GDOI uses them (RFC 6407 §5, RFC 2408 §3) ----------------------------
+
+class GDOI_HASH(GDOI_Payload):
+    name = "GDOI HASH"
+    fields_desc = _payload_header() + [
+        XStrLenField("hash", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+
+
+class GDOI_SIG(GDOI_Payload):
+    name = "GDOI SIG"
+    fields_desc = _payload_header() + [
+        XStrLenField("sig", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+
+
+class GDOI_NONCE(GDOI_Payload):
+    name = "GDOI NONCE"
+    fields_desc = _payload_header() + [
+        XStrLenField("nonce", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+
+
+class GDOI_KE(GDOI_Payload):
+    name = "GDOI KE"
+    fields_desc = _payload_header() + [
+        XStrLenField("ke", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+
+
+class GDOI_VENDOR_ID(GDOI_Payload):
+    name = "GDOI VENDOR ID"
+    fields_desc = _payload_header() + [
+        XStrLenField("vendor_id", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+
+
+class GDOI_POP(GDOI_Payload):
+    """Proof of Possession (RFC 3547 §5.8; removed by RFC 6407), kept opaque."""
+    name = "GDOI POP"
+
+
+class GDOI_SEQ(GDOI_Payload):
+    """Sequence Number payload (RFC 6407 §5.7): the rekey counter."""
+    name = "GDOI SEQ"
+    min_length = 8
+    fields_desc = _payload_header() + [IntField("seq", 0)]
+
+    @classmethod
+    def _fits(cls, body):
+        return len(body) == 8
+
+    def _describe(self):
+        return self.sprintf("SEQ %seq%")
+
+
+class GDOI_ID(GDOI_Payload):
+    """Identification payload, IPsec DOI form (RFC 2407 §4.6.2): group or member ID."""
+    name = "GDOI ID"
+    min_length = 8
+    fields_desc = _payload_header() + [
+        ByteEnumField("id_type", C.ID_IPV4_ADDR, C.ID_TYPES),
+        ByteField("protocol", 0),
+        ShortField("port", 0),
+        IdentDataField("id_data", b"", "id_type",
+                       length_from=lambda pkt: max(0, (pkt.length or 0) - 8)),
+    ]
+
+    def _describe(self):
+        return self.sprintf("ID %id_type% %id_data%")
+
+
+class GDOI_CERT(GDOI_Payload):
+    """Certificate payload (RFC 2408 §3.9), allowed in GROUPKEY-PUSH (RFC 6407 §4)."""
+    name = "GDOI CERT"
+    min_length = 5
+    fields_desc = _payload_header() + [
+        ByteEnumField("cert_encoding", 4, C.CERT_ENCODINGS),
+        XStrLenField("cert_data", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 5)),
+    ]
+
+
+class GDOI_DELETE(GDOI_Payload):
+    """Delete payload (RFC 2408 §3.15); deleting the KEK uses 16-octet SPIs (RFC 6407 §4.4)."""
+    name = "GDOI DELETE"
+    min_length = 12
+    fields_desc = _payload_header() + [
+        IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
+        ByteEnumField("protocol_id", 1, ISAKMP_protos),
+        FieldLenField("spi_size", None, length_of="spis", fmt="B",
+                      adjust=lambda pkt, x: len(pkt.spis[0]) if pkt.spis else 0),
+        FieldLenField("num_spis", None, count_of="spis", fmt="H"),
+        FieldListField("spis", [], XStrLenField("", b"", length_from=lambda pkt: pkt.spi_size),
+                       count_from=lambda pkt: pkt.num_spis),
+    ]
+
+    @classmethod
+    def _fits(cls, body):
+        spi_size, count = body[9], struct.unpack("!H", body[10:12])[0]
+        return len(body) == 12 + spi_size * count
+
+
+class GDOI_NOTIFY(GDOI_Payload):
+    """Notification payload (RFC 2408 §3.14)."""
+    name = "GDOI NOTIFY"
+    min_length = 12
+    fields_desc = _payload_header() + [
+        IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
+        ByteEnumField("protocol_id", 1, ISAKMP_protos),
+        FieldLenField("spi_size", None, length_of="spi", fmt="B"),
+        ShortEnumField("notify_type", 0, NotifyMessageType),
+        XStrLenField("spi", b"", length_from=lambda pkt: pkt.spi_size),
+        XStrLenField("notify_data", b"",
+                     length_from=lambda pkt: max(0, (pkt.length or 0) - 12 - pkt.spi_size)),
+    ]
+
+    @classmethod
+    def _fits(cls, body):
+        return 12 + body[9] <= len(body)
+
+
+# Key Download (RFC 6407 §5.6) -----------------------------------------------------------
+
+class GDOI_KeyPacket(Packet):
+    """One key packet of a Key Download payload (RFC 6407 §5.6.1).
+
+    KD Length covers the whole key packet; the attributes are named after the
+    key packet type (TEK, KEK, LKH, SID).
+    """
+    name = "GDOI key packet"
+    fields_desc = [
+        ByteEnumField("kd_type", C.KD_TEK, C.KD_TYPES),
+        ByteField("res", 0),
+        ShortField("kd_length", None),
+        FieldLenField("spi_size", None, length_of="spi", fmt="B"),
+        XStrLenField("spi", b"", length_from=lambda pkt: pkt.spi_size),
+        PacketListField(
+            "attrs", [], GDOI_KD_TEK_Attr,
+            length_from=lambda pkt: max(0, (pkt.kd_length or 0) - 5 - (pkt.spi_size or 0)),
+            next_cls_cb=lambda pkt, lst, cur, remain: (
+                _KD_ATTR_CLASSES.get(pkt.kd_type, GDOI_KD_TEK_Attr) if remain else None)),
+    ]
+
+    def do_dissect(self, s):
+        if len(s) >= 4:
+            length = struct.unpack("!H", s[2:4])[0]
+            if 5 <= length <= len(s):
+                return super().do_dissect(s[:length]) + s[length:]
+        return super().do_dissect(s)
+
+    def post_build(self, pkt, pay):
+        if self.kd_length is None:
+            pkt = pkt[:2] + struct.pack("!H", len(pkt)) + pkt[4:]
+        return pkt + pay
+
+    def extract_padding(self, s):
+        return b"", s
+
+    def mysummary(self):
+        return self.sprintf("%kd_type% key packet SPI 0x") + bytes(self.spi or b"").hex()
+
+
+class GDOI_KD(GDOI_Payload):
+    """Key Download payload (RFC 6407 §5.6): the keys for the SAK / SATs of the SA."""
+    name = "GDOI KD"
+    min_length = 8
+    fields_desc = _payload_header() + [
+        FieldLenField("num_packets", None, count_of="key_packets", fmt="H"),
+        ShortField("res2", 0),
+        PacketListField("key_packets", [], GDOI_KeyPacket,
+                        length_from=lambda pkt: max(0, (pkt.length or 0) - 8)),
+    ]
+
+    @classmethod
+    def _fits(cls, body):
+        # Every key packet must end inside the payload.
+        offset = 8
+        while offset < len(body):
+            if offset + 4 > len(body):
+                return False
+            kd_length = struct.unpack("!H", body[offset + 2:offset + 4])[0]
+            if kd_length < 5 or offset + kd_length > len(body):
+                return False
+            offset += kd_length
+        return True
+
+
+# The GDOI SA and its sub-payloads (RFC 6407 §5.1-§5.4) ----------------------------------
+
+def _sak_fixed_length(pkt):
+    return 33 + (pkt.src_id_len or 0) + (pkt.dst_id_len or 0)
+
+
+class GDOI_SAK(GDOI_Payload):
+    """SA KEK (RFC 6407 §5.3): the rekey SA -- where pushes come from, the KEK SPI, policy."""
+    name = "GDOI SA KEK"
+    min_length = 33
+    fields_desc = _payload_header() + [
+        ByteField("protocol", 17),
+        ByteEnumField("src_id_type", C.ID_IPV4_ADDR, C.ID_TYPES),
+        ShortField("src_id_port", 0),
+        FieldLenField("src_id_len", None, length_of="src_id", fmt="B"),
+        IdentDataField("src_id", b"\x00" * 4, "src_id_type", length_from=lambda pkt: pkt.src_id_len),
+        ByteEnumField("dst_id_type", C.ID_IPV4_ADDR, C.ID_TYPES),
+        ShortField("dst_id_port", 0),
+        FieldLenField("dst_id_len", None, length_of="dst_id", fmt="B"),
+        IdentDataField("dst_id", b"\x00" * 4, "dst_id_type", length_from=lambda pkt: pkt.dst_id_len),
+        XStrFixedLenField("spi", b"\x00" * 16, 16),
+        # RFC 6407: RESERVED2 (4 octets); RFC 3547: POP Algorithm (2) + POP Key Length (2).
+        XIntField("res2", 0),
+        PacketListField("attrs", [], GDOI_KEK_Attr, length_from=_attr_list_length(_sak_fixed_length)),
+    ]
+
+    @classmethod
+    def _fits(cls, body):
+        n1 = body[8]
+        if 9 + n1 + 4 > len(body):
+            return False
+        n2 = body[9 + n1 + 3]
+        return 33 + n1 + n2 <= len(body) and _attributes_fit(body[33 + n1 + n2:])
+
+    def _describe(self):
+        return "SA KEK SPI 0x" + bytes(self.spi).hex()
+
+
+class GDOI_GAP(GDOI_Payload):
+    """Group Associated Policy (RFC 6407 §5.2): ATD, DTD, SENDER_ID_REQUEST, IP-D3P policy."""
+    name = "GDOI GAP"
+    fields_desc = _payload_header() + [
+        PacketListField("attrs", [], GDOI_GAP_Attr, length_from=_attr_list_length(lambda pkt: 4)),
+    ]
+
+
+class GDOI_SAT(GDOI_Payload):
+    """SA TEK (RFC 6407 §5.4) with a protocol-specific body this package does not decode."""
+    name = "GDOI SA TEK"
+    match_subclass = True
+    min_length = 5
+    fields_desc = _payload_header() + [
+        ByteEnumField("protocol_id", C.TEK_PROTO_ESP, C.SAT_PROTOCOL_IDS),
+        XStrLenField("tek", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 5)),
+    ]
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        chosen = GDOI_Payload.__dict__["dispatch_hook"].__func__(cls, _pkt, *args, **kargs)
+        if chosen is not cls or _pkt is None or cls is not GDOI_SAT:
+            return chosen
+        if _pkt[4] in (C.TEK_PROTO_ESP, C.TEK_PROTO_AH):
+            length = struct.unpack("!H", _pkt[2:4])[0]
+            encoding = get_encoding() or detect_sat_encoding(_pkt[:length])
+            if encoding is not None and _SAT_CLASSES[encoding]._fits(_pkt[:length]):
+                return _SAT_CLASSES[encoding]
+        return cls
+
+
+def _ipsec_sat_fields(id_len_fmt):
+    """ESP/AH TEK body (RFC 6407 §5.4.1); only the ID Data Length width differs by encoding."""
+    id_len = 1 if id_len_fmt == "B" else 2
+    # header 4, Protocol-ID 1, Protocol 1; per ID: Type 1, Port 2, Length; Transform 1, SPI 4
+    fixed = lambda pkt: 6 + 2 * (3 + id_len) + (pkt.src_id_len or 0) + (pkt.dst_id_len or 0) + 5
+    return _payload_header() + [
+        ByteEnumField("protocol_id", C.TEK_PROTO_ESP, C.SAT_PROTOCOL_IDS),
+        ByteField("protocol", 0),
+        ByteEnumField("src_id_type", C.ID_IPV4_ADDR_SUBNET, C.ID_TYPES),
+        ShortField("src_id_port", 0),
+        FieldLenField("src_id_len", None, length_of="src_id", fmt=id_len_fmt),
+        IdentDataField("src_id", b"\x00" * 8, "src_id_type", length_from=lambda pkt: pkt.src_id_len),
+        ByteEnumField("dst_id_type", C.ID_IPV4_ADDR_SUBNET, C.ID_TYPES),
+        ShortField("dst_id_port", 0),
+        FieldLenField("dst_id_len", None, length_of="dst_id", fmt=id_len_fmt),
+        IdentDataField("dst_id", b"\x00" * 8, "dst_id_type", length_from=lambda pkt: pkt.dst_id_len),
+        MultiEnumField("transform_id", 12, {C.TEK_PROTO_ESP: C.ESP_TRANSFORMS,
+                                            C.TEK_PROTO_AH: C.AH_TRANSFORMS},
+                       depends_on=lambda pkt: pkt.protocol_id, fmt="B"),
+        XIntField("spi", 0),
+        PacketListField("attrs", [], GDOI_IPsec_Attr, length_from=_attr_list_length(fixed)),
+    ]
+
+
+def _sat_layout_fits(body, id_len):
+    """Whether an ESP/AH SA TEK body parses with *id_len*-octet ID Data Lengths, with its
+    attributes ending exactly at the end of the payload."""
+    offset = 5 + 4  # header, Protocol-ID, Protocol, SRC ID Type, SRC ID Port
+    for _side in (0, 1):
+        if offset + id_len > len(body):
+            return False
+        data_len = int.from_bytes(body[offset:offset + id_len], "big")
+        offset += id_len + data_len
+        if _side == 0:
+            offset += 3  # DST ID Type, DST ID Port
+    offset += 5  # Transform ID, SPI
+    return offset <= len(body) and _attributes_fit(body[offset:])
+
+
+def _attributes_fit(data):
+    offset = 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            return False
+        word, value = struct.unpack("!HH", data[offset:offset + 4])
+        offset += 4 if word & 0x8000 else 4 + value
+    return offset == len(data)
+
+
+def detect_sat_encoding(body):
+    """Pick the encoding of an ESP/AH SA TEK payload from its bytes.
+
+    *body* is the whole sub-payload (generic header included), exactly Payload
+    Length octets. Each layout is tried in full: both ID blocks, Transform ID and
+    SPI must fit and the IPsec SA attributes must end exactly at the end of the
+    payload. RFC 6407 (2-octet ID Data Length) wins when both fit; the RFC 3547
+    form (1 octet) is chosen only when it alone fits; None when neither does.
+    """
+    if _sat_layout_fits(body, 2):
+        return C.ENCODING_RFC6407
+    if _sat_layout_fits(body, 1):
+        return C.ENCODING_RFC3547
+    return None
+
+
+class GDOI_SAT_IPsec(GDOI_SAT):
+    """SA TEK for ESP / AH, RFC 6407 §5.4.1 encoding (2-octet ID Data Length)."""
+    name = "GDOI SA TEK (IPsec, RFC 6407)"
+    min_length = 21
+    fields_desc = _ipsec_sat_fields("H")
+
+    @classmethod
+    def _fits(cls, body):
+        return _sat_layout_fits(body, 2)
+
+    def _describe(self):
+        return self.sprintf("SA TEK %protocol_id% SPI %spi% %transform_id%")
+
+
+class GDOI_SAT_IPsec_RFC3547(GDOI_SAT):
+    """SA TEK for ESP, RFC 3547 encoding (1-octet ID Data Length; Cisco gdoid)."""
+    name = "GDOI SA TEK (IPsec, RFC 3547)"
+    min_length = 19
+    fields_desc = _ipsec_sat_fields("B")
+
+    @classmethod
+    def _fits(cls, body):
+        return _sat_layout_fits(body, 1)
+
+    _describe = GDOI_SAT_IPsec._describe
+
+
+_SAT_CLASSES = {C.ENCODING_RFC6407: GDOI_SAT_IPsec, C.ENCODING_RFC3547: GDOI_SAT_IPsec_RFC3547}
+
+
+def _first_sa_payload(data, _parent=None):
+    """Dissect the SA's sub-payload chain, starting with the type the SA header names."""
+    first = getattr(_parent, "sa_next_payload", None)
+    cls = GDOI_PAYLOAD_CLASSES.get(first, GDOI_Payload) if first else conf.raw_layer
+    return cls(data)
+
+
+def _enclosing_header(pkt):
+    while pkt is not None and not isinstance(pkt, ISAKMP):
+        pkt = pkt.underlayer or getattr(pkt, "parent", None)
+    return pkt
+
+
+class GDOI_SA(GDOI_Payload):
+    """GDOI Security Association payload (RFC 6407 §5.1).
+
+    ``payloads`` holds the SA KEK / GAP / SA TEK chain that the Payload Length
+    covers; ``sa_next_payload`` (2 octets) names its first member.
+    """
+    name = "GDOI SA"
+    min_length = 16
+    fields_desc = _payload_header() + [
+        IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
+        IntField("situation", C.GDOI_SITUATION),
+        ShortEnumField("sa_next_payload", None, C.GDOI_PAYLOAD_TYPES),
+        XShortField("res2", 0),
+        PacketLenField("payloads", None, _first_sa_payload,
+                       length_from=lambda pkt: max(0, (pkt.length or 0) - 16)),
+    ]
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        header = _enclosing_header(kargs.get("_underlayer"))
+        exchange = getattr(header, "exch_type", None)
+        if exchange is not None and exchange not in C.GDOI_SA_EXCHANGES:
+            # Phase 1 with DOI 2 keeps the ISAKMP proposal layout (RFC 6407 §3).
+            return GDOI_SA_Phase1.dispatch_hook(_pkt, *args, **kargs)
+        return GDOI_Payload.__dict__["dispatch_hook"].__func__(cls, _pkt, *args, **kargs)
+
+    def post_build(self, pkt, pay):
+        if self.sa_next_payload is None:
+            first = payload_type_of(self.payloads) if self.payloads is not None else None
+            pkt = pkt[:12] + struct.pack("!H", first or 0) + pkt[14:]
+        return super().post_build(pkt, pay)
+
+    def sub_payloads(self):
+        """The SA KEK / GAP / SA TEK sub-payloads, in order."""
+        found, layer = [], self.payloads
+        while isinstance(layer, GDOI_Payload):
+            found.append(layer)
+            layer = layer.payload
+        return found
+
+
+class GDOI_SA_Phase1(GDOI_Payload):
+    """SA payload of IKEv1 phase 1 with DOI 2: ISAKMP proposals (RFC 2408 §3.4)."""
+    name = "GDOI SA (phase 1)"
+    min_length = 12
+    fields_desc = _payload_header() + [
+        IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
+        IntField("situation", 0),
+        PacketLenField("prop", conf.raw_layer(), ISAKMP_payload_Proposal,
+                       length_from=lambda pkt: max(0, (pkt.length or 0) - 12)),
+    ]
+
+
+# -- The header --------------------------------------------------------------------------
+
+class GDOI(ISAKMP):
+    """ISAKMP header (RFC 2408 §3.1) with GDOI exchange and payload names.
+
+    For GROUPKEY-PUSH and the RFC 8263 ACK the two cookies are the KEK SPI
+    (RFC 6407 §4). With the E flag set the body stays ``Raw`` until decrypted.
+    ``pkt[ISAKMP]`` finds it too.
+    """
+    name = "GDOI"
+    match_subclass = True
+    fields_desc = [
+        XStrFixedLenField("init_cookie", b"\x00" * 8, 8),
+        XStrFixedLenField("resp_cookie", b"\x00" * 8, 8),
+        ByteEnumField("next_payload", None, C.GDOI_PAYLOAD_TYPES),
+        XByteField("version", C.ISAKMP_VERSION),
+        ByteEnumField("exch_type", 0, C.GDOI_EXCHANGE_TYPES),
+        FlagsField("flags", 0, 8, ["encryption", "commit", "auth_only"]),
+        XIntField("id", 0),
+        IntField("length", None),
+    ]
+
+    @property
+    def spi(self):
+        """The cookie pair: the KEK SPI of a GROUPKEY-PUSH (RFC 6407 §4.1)."""
+        return bytes(self.init_cookie) + bytes(self.resp_cookie)
+
+    @property
+    def encrypted(self):
+        return bool(self.flags & C.FLAG_ENCRYPTION)
+
+    def guess_payload_class(self, payload):
+        if self.encrypted:
+            return conf.raw_layer
+        if self.next_payload == C.PT_NONE:
+            return conf.raw_layer
+        return GDOI_PAYLOAD_CLASSES.get(self.next_payload, GDOI_Payload)
+
+    def answers(self, other):
+        """An RFC 8263 ACK answers the GROUPKEY-PUSH with the same KEK SPI and SEQ."""
+        if not isinstance(other, ISAKMP):
+            return 0
+        if (self.exch_type == C.EXCH_GROUPKEY_PUSH_ACK
+                and other.exch_type == C.EXCH_GROUPKEY_PUSH):
+            if self.spi != bytes(other.init_cookie) + bytes(other.resp_cookie):
+                return 0
+            mine, theirs = self.getlayer(GDOI_SEQ), other.getlayer(GDOI_SEQ)
+            return int(mine is None or theirs is None or mine.seq == theirs.seq)
+        return ISAKMP.answers(self, other)
+
+    def mysummary(self):
+        exchange = C.GDOI_EXCHANGE_TYPES.get(self.exch_type, str(self.exch_type))
+        parts = ["GDOI", exchange]
+        seq = self.getlayer(GDOI_SEQ)
+        if seq is not None:
+            parts.append("seq=%d" % seq.seq)
+        if self.exch_type in (C.EXCH_GROUPKEY_PUSH, C.EXCH_GROUPKEY_PUSH_ACK,
+                              C.EXCH_CISCO_REKEY_ACK):
+            parts.append("KEK 0x" + self.spi.hex())
+        elif self.exch_type == C.EXCH_GROUPKEY_PULL:
+            parts.append("M-ID 0x%08x" % self.id)
+        if self.encrypted:
+            parts.append("(encrypted)")
+        return " ".join(parts)
+
+
+# -- Bindings ------------------------------------------------------------------------------
+
+GDOI_PAYLOAD_CLASSES = {
+    C.PT_SA: GDOI_SA,
+    C.PT_KE: GDOI_KE,
+    C.PT_ID: GDOI_ID,
+    C.PT_CERT: GDOI_CERT,
+    C.PT_HASH: GDOI_HASH,
+    C.PT_SIG: GDOI_SIG,
+    C.PT_NONCE: GDOI_NONCE,
+    C.PT_NOTIFY: GDOI_NOTIFY,
+    C.PT_DELETE: GDOI_DELETE,
+    C.PT_VENDOR_ID: GDOI_VENDOR_ID,
+    C.PT_SAK: GDOI_SAK,
+    C.PT_SAT: GDOI_SAT,
+    C.PT_KD: GDOI_KD,
+    C.PT_SEQ: GDOI_SEQ,
+    C.PT_POP: GDOI_POP,
+    C.PT_GAP: GDOI_GAP,
+}
+_PAYLOAD_TYPES_BY_CLASS = {cls: number for number, cls in GDOI_PAYLOAD_CLASSES.items()}
+_PAYLOAD_TYPES_BY_CLASS.update({GDOI_SA_Phase1: C.PT_SA, GDOI_SAT_IPsec: C.PT_SAT,
+                                GDOI_SAT_IPsec_RFC3547: C.PT_SAT})
+
+# UDP 848 in both directions (RFC 6407 §2); scapy's own UDP 500 ISAKMP is untouched.
+bind_bottom_up(UDP, GDOI, dport=C.GDOI_UDP_PORT)
+bind_bottom_up(UDP, GDOI, sport=C.GDOI_UDP_PORT)
+bind_top_down(UDP, GDOI, dport=C.GDOI_UDP_PORT, sport=C.GDOI_UDP_PORT)
+
+# Building with "/" fills each Next Payload from the class that follows it.
+for _cls, _number in _PAYLOAD_TYPES_BY_CLASS.items():
+    bind_top_down(GDOI, _cls, next_payload=_number)
+    bind_top_down(GDOI_Payload, _cls, next_payload=_number)
+del _cls, _number
