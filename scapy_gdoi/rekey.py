@@ -21,6 +21,11 @@ from scapy_gdoi import crypto, wire
 #: Signature check outcomes, as the analyser reports them.
 SIG_VALID, SIG_INVALID, SIG_UNVERIFIED = "valid", "invalid", "unverified"
 
+#: Hashes a verifier tries when it never saw the SIG_HASH_ALGORITHM of the SA KEK
+#: (keys given in a keys file). MD5 is left out: only an explicit policy selects it.
+CANDIDATE_SIG_HASHES = (C.SIG_HASH_SHA1, C.SIG_HASH_SHA256, C.SIG_HASH_SHA384,
+                        C.SIG_HASH_SHA512)
+
 
 def _as_bytes(pkt):
     return pkt if isinstance(pkt, (bytes, bytearray)) else bytes(pkt)
@@ -38,7 +43,8 @@ class KEKContext:
     :param spi: the 16-octet KEK SPI (the cookies of every PUSH it protects).
     :param algorithm: KEK_ALGORITHM number or "aes" / "3des" / "des".
     :param key: the KEK cipher key; :param iv: the IV part of KEK_ALGORITHM_KEY.
-    :param sig_hash: SIG_HASH_ALGORITHM (number or "sha256"...), default SHA-256.
+    :param sig_hash: SIG_HASH_ALGORITHM (number or "sha256"...), default SHA-256; None =
+        unknown (verification tries SHA-1 and SHA-2, signing refuses).
     :param public_key: verification key (`cryptography` object, DER or PEM bytes).
     :param private_key: signing key (`cryptography` private key), for forging.
     :param ack_method: KEK_ACK_REQUESTED value (RFC 8263) or None.
@@ -157,26 +163,36 @@ class KEKContext:
 
     def verify_bytes(self, message):
         """True/False for a decrypted PUSH (bytes); GDOICryptoError when no key/SIG."""
+        return self.signature_hash(message) is not None
+
+    def signature_hash(self, message):
+        """The SIG_HASH_ALGORITHM under which the SIG of a decrypted PUSH verifies, or None.
+
+        With ``sig_hash=None`` (a KEK from a keys file, its SA KEK never seen) the
+        SHA-1/SHA-2 hashes are tried in turn. Both header lengths are tried: as sent
+        (padded) and unpadded (gdoid's sender, facts §4.3).
+        """
         if self.public_key is None:
             raise crypto.GDOICryptoError("no public key to verify with")
         message = _as_bytes(message)
         header = wire.Header(message)
         body = message[wire.HEADER_LEN:]
         sig_offset = _sig_offset(header, body)
-        sig_payload = next(p for t, o, p in wire.iter_payloads(header.next_payload, body)
-                           if o == sig_offset)
-        signature = sig_payload[wire.GENERIC_PAYLOAD_HEADER_LEN:]
+        sig_length = int.from_bytes(body[sig_offset + 2:sig_offset + 4], "big")
+        signature = body[sig_offset + wire.GENERIC_PAYLOAD_HEADER_LEN:sig_offset + sig_length]
         signed_payloads = body[:sig_offset]
-        unpadded = wire.HEADER_LEN + sig_offset + len(sig_payload)
-        for length in dict.fromkeys((header.length, unpadded)):
-            signed_header = wire.with_header_fields(
-                message[:wire.HEADER_LEN], flags=header.flags | C.FLAG_ENCRYPTION,
-                length=length)
-            if crypto.verify(self.public_key, self.sig_hash,
-                             C.REKEY_SIGNATURE_PREFIX + signed_header + signed_payloads,
-                             signature):
-                return True
-        return False
+        unpadded = wire.HEADER_LEN + sig_offset + sig_length
+        candidates = (CANDIDATE_SIG_HASHES if self.sig_hash is None else (self.sig_hash,))
+        for hash_alg in candidates:
+            for length in dict.fromkeys((header.length, unpadded)):
+                signed_header = wire.with_header_fields(
+                    message[:wire.HEADER_LEN], flags=header.flags | C.FLAG_ENCRYPTION,
+                    length=length)
+                if crypto.verify(self.public_key, hash_alg,
+                                 C.REKEY_SIGNATURE_PREFIX + signed_header + signed_payloads,
+                                 signature):
+                    return hash_alg
+        return None
 
     def sign(self, pkt):
         """A NEW plaintext packet with its SIG payload filled in."""
@@ -205,7 +221,7 @@ class KEKContext:
             return SIG_UNVERIFIED
         try:
             return SIG_VALID if self.verify_bytes(plain) else SIG_INVALID
-        except (wire.WireError, crypto.GDOICryptoError, StopIteration):
+        except (wire.WireError, crypto.GDOICryptoError):
             return SIG_INVALID
 
 

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""GROUPKEY-PUSH acknowledgements: RFC 8263 ACKs and the Cisco-proprietary rekey ACK.
+
+RFC 8263 ACK (layout and numbers per DECISIONS.md §2)::
+
+    HDR (cookies = KEK SPI of the acknowledged PUSH, exchange 35, flags 0, M-ID 0),
+    HASH, SEQ (the acknowledged SEQ), ID (the member)
+
+* :func:`build_ack` makes one for a received rekey from a member identity;
+* :func:`parse_ack` reads one from bytes (payloads kept exactly as sent);
+* :func:`verify_ack` recomputes the HASH with :func:`scapy_gdoi.crypto.ack_hash` (the only
+  place that knows the recipe) and compares in constant time;
+* :func:`ack_matches` pairs an ACK with its rekey (same KEK SPI, same SEQ).
+
+The Cisco unicast rekey ACK is undocumented: per DECISIONS.md §2 it is a KEK-encrypted
+message whose cookies are the KEK SPI, recognised by the exchange type
+``EXCH_CISCO_REKEY_ACK``; :func:`decrypt_cisco_ack` opens it with the KEK.
+"""
+import ipaddress
+
+from scapy_gdoi import _consts as C
+from scapy_gdoi import crypto, wire
+from scapy_gdoi.rekey import dissect
+
+#: Outcomes of an ACK HASH check, as the analyser reports them.
+HASH_VALID, HASH_INVALID, HASH_UNVERIFIED = "valid", "invalid", "unverified"
+
+#: ACK HASH length -> hash, used only when the KEK_ACK_REQUESTED value was not seen.
+_ACK_HASH_BY_LENGTH = {32: C.KEK_ACK_SHA256, 48: C.KEK_ACK_SHA384, 64: C.KEK_ACK_SHA512}
+
+
+class AckFormatError(ValueError):
+    """The bytes are not an RFC 8263 ACK (the message says what is wrong)."""
+
+
+class AckInfo:
+    """An RFC 8263 ACK as received: SPI, SEQ, member ID, HASH and the raw payloads."""
+
+    __slots__ = ("spi", "seq", "hash", "id_type", "id_data", "seq_bytes", "id_bytes")
+
+    def __init__(self, spi, seq, hash_value, id_type, id_data, seq_bytes, id_bytes):
+        self.spi, self.seq, self.hash = spi, seq, hash_value
+        self.id_type, self.id_data = id_type, id_data
+        self.seq_bytes, self.id_bytes = seq_bytes, id_bytes
+
+    @property
+    def member(self):
+        """The member identity as text: an address for address ID types, else hex."""
+        return member_id_text(self.id_type, self.id_data)
+
+
+def member_id_text(id_type, id_data):
+    """Readable form of an ID payload's data (addresses for ID_IPV4/IPV6_ADDR)."""
+    id_data = bytes(id_data)
+    try:
+        if id_type == C.ID_IPV4_ADDR and len(id_data) == 4:
+            return str(ipaddress.IPv4Address(id_data))
+        if id_type == C.ID_IPV6_ADDR and len(id_data) == 16:
+            return str(ipaddress.IPv6Address(id_data))
+    except ValueError:
+        pass
+    return id_data.hex()
+
+
+def ack_method_of(method):
+    """Normalise an ACK method (KEK_ACK_REQUESTED value or "sha256"...) to the value."""
+    if isinstance(method, str):
+        for value, name in crypto.ACK_HASH_NAMES.items():
+            if name == method.lower():
+                return value
+    elif method in crypto.ACK_HASH_NAMES:
+        return method
+    raise crypto.GDOICryptoError("unknown ACK method %r (KEK_ACK_REQUESTED 1, 2, 3 or "
+                                 "sha256 / sha384 / sha512)" % (method,))
+
+
+def _member_id_payload(member_id):
+    from scapy_gdoi.gdoi import GDOI_ID
+    if isinstance(member_id, GDOI_ID):
+        return member_id.copy()
+    address = ipaddress.ip_address(member_id)
+    id_type = C.ID_IPV4_ADDR if address.version == 4 else C.ID_IPV6_ADDR
+    return GDOI_ID(id_type=id_type, id_data=address.packed)
+
+
+def build_ack(rekey, member_id, kek, method=None):
+    """The RFC 8263 ACK a member sends for a received GROUPKEY-PUSH.
+
+    :param rekey: the PUSH as received (encrypted: it is decrypted with `kek`) or its
+        plaintext packet/bytes.
+    :param member_id: the member's address (IPv4 / IPv6 text: ID_IPV4_ADDR / ID_IPV6_ADDR)
+        or a ready ``GDOI_ID`` payload (e.g. ID_DER_ASN1_DN).
+    :param kek: the :class:`~scapy_gdoi.rekey.KEKContext` that protects the rekey.
+    :param method: KEK_ACK_REQUESTED value or hash name; default ``kek.ack_method``.
+    :returns: a NEW dissected ``GDOI`` packet.
+    """
+    message = bytes(rekey)
+    header = wire.Header(message)
+    if header.encrypted:
+        message = kek.decrypt_bytes(message)
+    seq_payloads = [p for t, _, p in wire.iter_payloads(header.next_payload,
+                                                         message[wire.HEADER_LEN:])
+                    if t == C.PT_SEQ]
+    if not seq_payloads:
+        raise AckFormatError("the rekey has no SEQ payload to acknowledge")
+    seq = int.from_bytes(seq_payloads[0][4:8], "big")
+    method = method if method is not None else kek.ack_method
+    if method is None:
+        raise crypto.GDOICryptoError("no ACK method: the KEK did not request ACKs "
+                                     "(KEK_ACK_REQUESTED) and none was given")
+    return build_ack_for(header.spi, seq, member_id, kek.key, method)
+
+
+def build_ack_for(kek_spi, seq, member_id, kek_key, method):
+    """The RFC 8263 ACK for (KEK SPI, SEQ) from `member_id`, keyed with `kek_key`."""
+    from scapy_gdoi.gdoi import GDOI, GDOI_HASH, GDOI_SEQ
+    method = ack_method_of(method)
+    digest_size = len(crypto.ack_hash(b"\0", b"\0" * 16, method, b"", b""))
+    kek_spi = bytes(kek_spi)
+    # Build with a zero HASH of the final size, then hash SEQ and ID exactly as laid out.
+    draft = bytes(GDOI(init_cookie=kek_spi[:8], resp_cookie=kek_spi[8:],
+                       exch_type=C.EXCH_GROUPKEY_PUSH_ACK, flags=0, id=0)
+                  / GDOI_HASH(hash=b"\0" * digest_size) / GDOI_SEQ(seq=seq)
+                  / _member_id_payload(member_id))
+    info = parse_ack(draft)
+    value = crypto.ack_hash(kek_key, kek_spi, method, info.seq_bytes, info.id_bytes)
+    hash_offset = wire.HEADER_LEN + wire.GENERIC_PAYLOAD_HEADER_LEN
+    return dissect(draft[:hash_offset] + value + draft[hash_offset + digest_size:])
+
+
+def parse_ack(message):
+    """An :class:`AckInfo` from ACK bytes; AckFormatError when it is not a clean ACK.
+
+    Expects exchange GROUPKEY-PUSH-ACK, no encryption, and exactly HASH, SEQ, ID
+    (DECISIONS.md §2).
+    """
+    message = bytes(message)
+    try:
+        header = wire.Header(message)
+        if header.exch_type != C.EXCH_GROUPKEY_PUSH_ACK:
+            raise AckFormatError("exchange type %d is not GROUPKEY-PUSH-ACK (%d)" % (
+                header.exch_type, C.EXCH_GROUPKEY_PUSH_ACK))
+        if header.encrypted:
+            raise AckFormatError("an RFC 8263 ACK is not encrypted, but the E flag is set")
+        end = min(len(message), max(header.length, wire.HEADER_LEN))
+        if header.length > len(message):
+            raise AckFormatError("truncated ACK: header Length %d, got %d octets"
+                                 % (header.length, len(message)))
+        chain = list(wire.iter_payloads(header.next_payload, message[wire.HEADER_LEN:end]))
+    except wire.WireError as exc:
+        raise AckFormatError(str(exc))
+    types = [ptype for ptype, _, _ in chain]
+    if types != [C.PT_HASH, C.PT_SEQ, C.PT_ID]:
+        raise AckFormatError("ACK payloads are %s, expected HASH, SEQ, ID" % ", ".join(
+            C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types))
+    hash_payload, seq_payload, id_payload = (data for _, _, data in chain)
+    if len(seq_payload) != 8:
+        raise AckFormatError("SEQ payload is %d octets, expected 8" % len(seq_payload))
+    if len(id_payload) < 8:
+        raise AckFormatError("ID payload is %d octets, at least 8 expected"
+                             % len(id_payload))
+    return AckInfo(header.spi, int.from_bytes(seq_payload[4:8], "big"), hash_payload[4:],
+                   id_payload[4], id_payload[8:], seq_payload, id_payload)
+
+
+def verify_ack(ack, kek, method=None):
+    """True when the ACK's HASH is right for `kek` (a KEKContext); never raises on a bad
+    hash. `method` defaults to ``kek.ack_method``, then to the hash its length names."""
+    info = ack if isinstance(ack, AckInfo) else parse_ack(ack)
+    if info.spi != kek.spi:
+        return False
+    method = method if method is not None else kek.ack_method
+    if method is None:
+        method = _ACK_HASH_BY_LENGTH.get(len(info.hash))
+        if method is None:
+            return False
+    expected = crypto.ack_hash(kek.key, kek.spi, method, info.seq_bytes, info.id_bytes)
+    return crypto.hashes_equal(expected, info.hash)
+
+
+def check_ack(info, kek, method=None):
+    """"valid" / "invalid" / "unverified" (no KEK known) for a parsed ACK."""
+    if kek is None:
+        return HASH_UNVERIFIED
+    return HASH_VALID if verify_ack(info, kek, method) else HASH_INVALID
+
+
+def ack_matches(ack, rekey_spi, rekey_seq):
+    """Whether an ACK (AckInfo or bytes) acknowledges the rekey (KEK SPI, SEQ)."""
+    info = ack if isinstance(ack, AckInfo) else parse_ack(ack)
+    return info.spi == bytes(rekey_spi) and info.seq == rekey_seq
+
+
+# -- Cisco-proprietary rekey ACK (DECISIONS.md §2) ------------------------------------
+
+def is_cisco_ack(message):
+    """Whether the message is classified as a Cisco rekey ACK (by its exchange type)."""
+    header = message if isinstance(message, wire.Header) else wire.Header(bytes(message))
+    return header.exch_type == C.EXCH_CISCO_REKEY_ACK
+
+
+def decrypt_cisco_ack(message, kek):
+    """Decrypt a Cisco rekey ACK with its KEK: a NEW dissected plaintext packet."""
+    message = bytes(message)
+    header = wire.Header(message)
+    if not is_cisco_ack(header):
+        raise AckFormatError("exchange type %d is not the Cisco rekey ACK (%d)" % (
+            header.exch_type, C.EXCH_CISCO_REKEY_ACK))
+    if header.spi != kek.spi:
+        raise crypto.GDOICryptoError("cannot decrypt: cookies %s are not the KEK SPI %s"
+                                     % (header.spi.hex(), kek.spi.hex()))
+    return kek.decrypt(message)
+
+
+def build_cisco_ack(kek, seq, member_id):
+    """A Cisco-style rekey ACK as this project forges it (DECISIONS.md §2): SEQ and ID
+    encrypted with the KEK, cookies = KEK SPI, exchange EXCH_CISCO_REKEY_ACK."""
+    from scapy_gdoi.gdoi import GDOI, GDOI_SEQ
+    plain = (GDOI(init_cookie=kek.spi[:8], resp_cookie=kek.spi[8:],
+                  exch_type=C.EXCH_CISCO_REKEY_ACK, flags=0, id=0)
+             / GDOI_SEQ(seq=seq) / _member_id_payload(member_id))
+    return kek.encrypt(plain)
