@@ -138,7 +138,8 @@ class KEKContext:
 
         The SIG payload is resized to the signature length first, so the header length
         written and signed is final: padded (default, the safe choice of facts §4.3) or
-        unpadded (``sign_unpadded_length``, gdoid's sender).
+        unpadded (``sign_unpadded_length``, gdoid's sender). The result ends with the
+        zero padding that encryption would add, and its Length counts it.
         """
         if self.private_key is None:
             raise crypto.GDOICryptoError("no private key to sign with")
@@ -158,8 +159,11 @@ class KEKContext:
         signature = crypto.sign(self.private_key, self.sig_hash,
                                 C.REKEY_SIGNATURE_PREFIX + signed_header + body,
                                 digest_info=self.digest_info)
+        # The plaintext carries its zero padding already, so its header Length (the
+        # one signed) stays true through encryption.
         out_header = wire.with_header_fields(message[:wire.HEADER_LEN], length=padded)
-        return out_header + body + sig_header + signature
+        return (out_header + body + sig_header + signature
+                + b"\0" * (padded - unpadded))
 
     def verify_bytes(self, message):
         """True/False for a decrypted PUSH (bytes); GDOICryptoError when no key/SIG."""
@@ -243,3 +247,27 @@ def _sig_offset(header, body):
     if not offsets or offsets[-1][0] != C.PT_SIG:
         raise crypto.GDOICryptoError("no SIG payload at the end of the message")
     return offsets[-1][1]
+
+
+def plaintext_problem(plain):
+    """Why decrypted bytes are not a GDOI message, or None when they are.
+
+    The body must be a payload chain starting with the header's Next Payload and
+    followed by less than one block of zero padding. A wrong KEK (or an altered
+    ciphertext) turns the first block into noise, which this catches: the result is a
+    clear "cannot decrypt" rather than a bogus dissection.
+    """
+    try:
+        header = wire.Header(plain)
+        body = plain[wire.HEADER_LEN:]
+        end = 0
+        for _type, offset, data in wire.iter_payloads(header.next_payload, body):
+            end = offset + len(data)
+    except wire.WireError as exc:
+        return "plaintext is not a GDOI payload chain (%s)" % exc
+    if header.next_payload == C.PT_NONE:
+        return "plaintext announces no payload"
+    trailer = body[end:]
+    if len(trailer) >= crypto.KEK_CIPHERS[C.KEK_ALG_AES].block_size or trailer.strip(b"\0"):
+        return "plaintext has %d octets of non-padding after the last payload" % len(trailer)
+    return None
