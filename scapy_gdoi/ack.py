@@ -220,3 +220,52 @@ def build_cisco_ack(kek, seq, member_id):
                   exch_type=C.EXCH_CISCO_REKEY_ACK, flags=0, id=0)
              / GDOI_SEQ(seq=seq) / _member_id_payload(member_id))
     return kek.encrypt(plain)
+
+
+# -- Key-server side: verify, then hand the verdict to the member table ---------------
+
+def receive_ack(table, message, kek, member_id=None, method=None):
+    """Process one ACK at the key server; returns the policy module's ``AckResult``.
+
+    The crypto verdict is made here (RFC 8263 HASH, or for a Cisco ACK whether it
+    decrypts to a clean SEQ payload chain with the KEK) and passed to
+    ``table.ack_received(member, seq, kind, hash_valid)`` of
+    :class:`scapy_gdoi.policy.MemberTable`, which decides whether it is recorded.
+
+    :param member_id: the member-table key; default: the ACK's ID payload as text.
+    :param method: ACK method the key server requested; default ``kek.ack_method``.
+    :raises AckFormatError: the message is neither kind of ACK, or has no SEQ.
+    """
+    from scapy_gdoi.policy import ACK_KIND_CISCO, ACK_KIND_RFC8263
+    from scapy_gdoi.rekey import plaintext_problem
+    from scapy_gdoi.summary import summarize
+    message = bytes(message)
+    header = wire.Header(message)
+    if is_cisco_ack(header):
+        kind, hash_valid, seq, member = ACK_KIND_CISCO, False, None, None
+        try:
+            plain = kek.decrypt_bytes(message) if header.spi == kek.spi else None
+        except (crypto.GDOICryptoError, wire.WireError):
+            plain = None
+        if plain is not None and plaintext_problem(plain) is None:
+            summary = summarize(dissect(plain))
+            hash_valid, seq = summary.seq is not None, summary.seq
+            member = summary.member_id and member_id_text(*summary.member_id)
+        if seq is None:
+            # Unreadable: the verdict is "bad", under the SEQ the key server expects.
+            seq = _expected_seq(table, member_id)
+    else:
+        info = parse_ack(message)
+        kind, seq, member = ACK_KIND_RFC8263, info.seq, info.member
+        hash_valid = verify_ack(info, kek, method)
+    member = member_id if member_id is not None else member
+    if seq is None:
+        raise AckFormatError("the ACK carries no readable SEQ")
+    return table.ack_received(member, seq, kind, hash_valid)
+
+
+def _expected_seq(table, member_id):
+    try:
+        return table.member(member_id).last_seq_sent
+    except KeyError:
+        return None

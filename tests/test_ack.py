@@ -1,0 +1,218 @@
+"""RFC 8263 ACKs (build, parse, verify, pairing) and the Cisco rekey ACK, then the key
+server's bookkeeping through the policy module's MemberTable."""
+import os
+
+import pytest
+
+pytest.importorskip("cryptography")
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from scapy_gdoi import _consts as C  # noqa: E402
+from scapy_gdoi import ack, crypto, wire  # noqa: E402
+from scapy_gdoi.forge import PushPolicy, TEKPolicy, forge_push  # noqa: E402
+from scapy_gdoi.gdoi import GDOI, GDOI_HASH, GDOI_ID, GDOI_SEQ  # noqa: E402
+from scapy_gdoi.rekey import KEKContext  # noqa: E402
+
+policy = pytest.importorskip("scapy_gdoi.policy")
+
+MEMBER = "10.0.0.5"
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def kek(signer):
+    return KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
+                      private_key=signer, ack_method=C.KEK_ACK_SHA256)
+
+
+def _rekey(kek, seq):
+    return bytes(forge_push(PushPolicy(kek, seq, teks=[TEKPolicy(0x100 + seq)],
+                                       ack_requested=C.KEK_ACK_SHA256)))
+
+
+def _member_view(kek):
+    """What a member holds: the KEK keys, no signing key."""
+    return KEKContext(kek.spi, "aes", kek.key, kek.iv, ack_method=kek.ack_method)
+
+
+# -- RFC 8263 ACK ------------------------------------------------------------------------
+
+def test_built_ack_has_the_decisions_layout(kek):
+    rekey = _rekey(kek, 9)
+    packet = ack.build_ack(rekey, MEMBER, _member_view(kek))
+    raw = bytes(packet)
+    header = wire.Header(raw)
+    assert header.spi == kek.spi
+    assert (header.exch_type, header.flags, header.id) == (C.EXCH_GROUPKEY_PUSH_ACK, 0, 0)
+    assert header.next_payload == C.PT_HASH and header.length == len(raw)
+    assert [t for t, _, _ in wire.iter_payloads(header.next_payload, raw[28:])] == [
+        C.PT_HASH, C.PT_SEQ, C.PT_ID]
+    assert packet[GDOI_SEQ].seq == 9
+    assert packet[GDOI_ID].id_type == C.ID_IPV4_ADDR
+    assert len(packet[GDOI_HASH].hash) == 32
+    # The HASH is the DECISIONS.md §2 recipe over the SEQ and ID payloads as sent.
+    info = ack.parse_ack(raw)
+    assert info.hash == crypto.ack_hash(kek.key, kek.spi, "sha256", raw[64:72], raw[72:])
+    assert (info.seq, info.member) == (9, MEMBER)
+
+
+def test_forged_ack_verifies_and_matches_its_rekey(kek):
+    rekey = _rekey(kek, 4)
+    packet = ack.build_ack(rekey, MEMBER, _member_view(kek))
+    assert ack.verify_ack(bytes(packet), kek)
+    assert ack.check_ack(ack.parse_ack(bytes(packet)), kek) == "valid"
+    assert ack.ack_matches(bytes(packet), kek.spi, 4)
+    assert not ack.ack_matches(bytes(packet), kek.spi, 5)
+    assert not ack.ack_matches(bytes(packet), os.urandom(16), 4)
+    # Scapy pairing: the layer's answers() agrees with the plaintext rekey.
+    assert packet.answers(kek.decrypt(rekey))
+
+
+@pytest.mark.parametrize("method, size", [(C.KEK_ACK_SHA256, 32), (C.KEK_ACK_SHA384, 48),
+                                          (C.KEK_ACK_SHA512, 64)])
+def test_every_ack_method_round_trips(kek, method, size):
+    packet = ack.build_ack(_rekey(kek, 2), "2001:db8::7", _member_view(kek), method=method)
+    assert len(packet[GDOI_HASH].hash) == size
+    assert packet[GDOI_ID].id_type == C.ID_IPV6_ADDR
+    assert ack.parse_ack(bytes(packet)).member == "2001:db8::7"
+    assert ack.verify_ack(bytes(packet), kek, method)
+    # Without the method, the HASH length names it.
+    bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
+    assert ack.verify_ack(bytes(packet), bare)
+
+
+def test_tampered_ack_does_not_verify(kek):
+    raw = bytes(ack.build_ack(_rekey(kek, 3), MEMBER, _member_view(kek)))
+    for position in (32, 60, 71, len(raw) - 1):  # HASH, SEQ value, ID data
+        tampered = bytearray(raw)
+        tampered[position] ^= 0x01
+        assert not ack.verify_ack(bytes(tampered), kek), position
+    other = KEKContext(kek.spi, "aes", os.urandom(16), kek.iv, ack_method=C.KEK_ACK_SHA256)
+    assert not ack.verify_ack(raw, other)
+    assert ack.check_ack(ack.parse_ack(raw), None) == "unverified"
+
+
+def test_build_ack_needs_a_method(kek):
+    bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
+    with pytest.raises(crypto.GDOICryptoError, match="no ACK method"):
+        ack.build_ack(_rekey(kek, 1), MEMBER, bare)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda raw: raw[:40], "truncated"),
+    (lambda raw: wire.with_header_fields(raw, flags=1), "E flag"),
+    (lambda raw: raw[:18] + bytes([C.EXCH_GROUPKEY_PUSH]) + raw[19:], "exchange type"),
+])
+def test_malformed_acks_are_clear_errors(kek, mutate, message):
+    raw = bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek)))
+    with pytest.raises(ack.AckFormatError, match=message):
+        ack.parse_ack(mutate(raw))
+
+
+def test_ack_with_payloads_out_of_order_is_refused(kek):
+    spi = kek.spi
+    swapped = GDOI(init_cookie=spi[:8], resp_cookie=spi[8:],
+                   exch_type=C.EXCH_GROUPKEY_PUSH_ACK) / GDOI_SEQ(seq=1) / GDOI_HASH(
+        hash=b"x" * 32) / GDOI_ID(id_data=MEMBER)
+    with pytest.raises(ack.AckFormatError, match="expected HASH, SEQ, ID"):
+        ack.parse_ack(bytes(swapped))
+
+
+# -- Cisco rekey ACK ----------------------------------------------------------------------
+
+def test_cisco_ack_is_classified_and_decrypted(kek):
+    packet = ack.build_cisco_ack(_member_view(kek), 6, MEMBER)
+    raw = bytes(packet)
+    assert ack.is_cisco_ack(raw) and not ack.is_cisco_ack(_rekey(kek, 1))
+    header = wire.Header(raw)
+    assert header.encrypted and header.spi == kek.spi
+    assert header.exch_type == C.EXCH_CISCO_REKEY_ACK
+    plain = ack.decrypt_cisco_ack(raw, kek)
+    assert plain[GDOI_SEQ].seq == 6 and plain[GDOI_ID].id_data == bytes([10, 0, 0, 5])
+    with pytest.raises(crypto.GDOICryptoError, match="cannot decrypt"):
+        ack.decrypt_cisco_ack(raw, KEKContext(os.urandom(16), "aes", kek.key, kek.iv))
+    with pytest.raises(ack.AckFormatError):
+        ack.decrypt_cisco_ack(_rekey(kek, 1), kek)
+
+
+# -- Key-server bookkeeping (policy.MemberTable) --------------------------------------------
+
+def _table(option, seqs=(1,)):
+    table = policy.MemberTable(ack_option=option, rekey_transport="unicast")
+    table.register(MEMBER, "non-cisco")
+    for seq in seqs:
+        table.rekey_sent(seq)
+    return table
+
+
+def test_valid_rfc8263_ack_is_recorded(kek):
+    table = _table("interoperable", seqs=(1,))
+    raw = bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek)))
+    result = ack.receive_ack(table, raw, kek)
+    assert result.status is policy.AckStatus.RECORDED
+    assert table.member(MEMBER).last_acked_seq == 1
+    again = ack.receive_ack(table, raw, kek)
+    assert again.status is policy.AckStatus.DUPLICATE
+
+
+def test_tampered_hash_is_reported_and_not_recorded(kek):
+    table = _table("interoperable")
+    raw = bytearray(bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek))))
+    raw[35] ^= 0xFF
+    result = ack.receive_ack(table, bytes(raw), kek)
+    assert result.status is policy.AckStatus.BAD_HASH and not result.recorded
+    assert table.member(MEMBER).last_acked_seq is None
+
+
+def test_stale_seq_is_reported_and_not_recorded(kek):
+    table = _table("interoperable", seqs=(1, 2))
+    raw = bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek)))
+    result = ack.receive_ack(table, raw, kek)
+    assert result.status is policy.AckStatus.STALE_SEQ and not result.recorded
+    assert table.member(MEMBER).last_acked_seq is None
+
+
+def test_unknown_member_is_reported(kek):
+    table = _table("interoperable")
+    raw = bytes(ack.build_ack(_rekey(kek, 1), "10.9.9.9", _member_view(kek)))
+    result = ack.receive_ack(table, raw, kek)
+    assert result.status is policy.AckStatus.UNKNOWN_MEMBER and not result.recorded
+
+
+def test_wrong_ack_kind_for_the_option_is_reported(kek):
+    rfc_ack = bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek)))
+    cisco_ack = bytes(ack.build_cisco_ack(_member_view(kek), 1, MEMBER))
+    table = _table("cisco")
+    assert ack.receive_ack(table, rfc_ack, kek).status is policy.AckStatus.WRONG_ACK_KIND
+    table = _table("interoperable")
+    assert ack.receive_ack(table, cisco_ack, kek).status is policy.AckStatus.WRONG_ACK_KIND
+    assert table.member(MEMBER).last_acked_seq is None
+
+
+def test_cisco_ack_is_recorded_with_the_cisco_option(kek):
+    table = _table("cisco")
+    cisco_ack = bytes(ack.build_cisco_ack(_member_view(kek), 1, MEMBER))
+    assert ack.receive_ack(table, cisco_ack, kek).status is policy.AckStatus.RECORDED
+
+
+def test_cisco_ack_under_another_kek_is_a_bad_hash(kek):
+    table = _table("any")
+    stranger = KEKContext(kek.spi, "aes", os.urandom(16), kek.iv)
+    cisco_ack = bytes(ack.build_cisco_ack(stranger, 1, MEMBER))
+    result = ack.receive_ack(table, cisco_ack, kek, member_id=MEMBER)
+    assert result.status is policy.AckStatus.BAD_HASH and not result.recorded
+
+
+def test_push_policy_for_member_uses_the_policy_tables(kek):
+    table = _table("interoperable")
+    config = policy.GroupConfig(name="g", role="key-server", d3p_window_ms=5000)
+    push = PushPolicy.for_member(kek, 2, table, MEMBER, old_sa_remaining_s=300,
+                                 group_config=config, teks=[TEKPolicy(5)])
+    assert push.ack_requested == table.kek_ack_requested(MEMBER) == C.KEK_ACK_SHA256
+    assert push.gap.atd == table.activation_time_delay(MEMBER, 300)
+    assert (push.gap.d3p_type, push.gap.d3p_window_ms) == (C.D3P_TS_POSIX_TIME_MSEC, 5000)
+    assert push.send_kek_policy
