@@ -733,6 +733,22 @@ class GDOI_SA(GDOI_Payload):
         return found
 
 
+def _phase1_proposals(data, _parent=None):
+    """Scapy's ISAKMP proposal/transform chain; bytes it cannot rebuild stay Raw.
+
+    Scapy's transform attribute list re-encodes values (it drops leading zero
+    octets of TLV values and can raise on short ones), so a chain whose rebuild
+    would differ from the wire is kept as Raw rather than altered.
+    """
+    try:
+        proposal = ISAKMP_payload_Proposal(data)
+        if bytes(proposal) == data:
+            return proposal
+    except Exception:  # scapy's ISAKMP dissector raises on some malformed input
+        pass
+    return conf.raw_layer(data)
+
+
 class GDOI_SA_Phase1(GDOI_Payload):
     """SA payload of IKEv1 phase 1 with DOI 2: ISAKMP proposals (RFC 2408 §3.4)."""
     name = "GDOI SA (phase 1)"
@@ -740,7 +756,7 @@ class GDOI_SA_Phase1(GDOI_Payload):
     fields_desc = _payload_header() + [
         IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
         IntField("situation", 0),
-        PacketLenField("prop", conf.raw_layer(), ISAKMP_payload_Proposal,
+        PacketLenField("prop", conf.raw_layer(), _phase1_proposals,
                        length_from=lambda pkt: max(0, (pkt.length or 0) - 12)),
     ]
 
@@ -783,12 +799,23 @@ class GDOI(ISAKMP):
             return conf.raw_layer
         return GDOI_PAYLOAD_CLASSES.get(self.next_payload, GDOI_Payload)
 
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        # Fewer octets than a header (RFC 2408 §3.1) is not a message: keep it Raw.
+        if _pkt and len(_pkt) < 28:
+            return conf.raw_layer
+        return cls
+
     def answers(self, other):
-        """An RFC 8263 ACK answers the GROUPKEY-PUSH with the same KEK SPI and SEQ."""
+        """An RFC 8263 ACK answers the GROUPKEY-PUSH with the same KEK SPI and SEQ;
+        a rekey answers nothing (RFC 8263 §3); other exchanges as in ISAKMP."""
         if not isinstance(other, ISAKMP):
             return 0
-        if (self.exch_type == C.EXCH_GROUPKEY_PUSH_ACK
-                and other.exch_type == C.EXCH_GROUPKEY_PUSH):
+        if self.exch_type == C.EXCH_GROUPKEY_PUSH:
+            return 0
+        if self.exch_type == C.EXCH_GROUPKEY_PUSH_ACK:
+            if other.exch_type != C.EXCH_GROUPKEY_PUSH:
+                return 0
             if self.spi != bytes(other.init_cookie) + bytes(other.resp_cookie):
                 return 0
             mine, theirs = self.getlayer(GDOI_SEQ), other.getlayer(GDOI_SEQ)
