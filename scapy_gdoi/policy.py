@@ -110,7 +110,7 @@ Decisions where the seed is silent (each one is a single place in this file)
 * A late ACK whose SEQ is still the last one sent to the member is recorded (the
   seed's only condition is "same as the last sent sequence number") and resets the count.
 * A duplicate ACK (same SEQ, already recorded) is ignored: reported as ``DUPLICATE``,
-  not an error, nothing counted twice.
+  not an error, nothing counted twice (as the RFC 8263 review asked for its §5).
 * An ACK from a member removed from the database is reported as ``REMOVED_MEMBER``
   (more precise than "unknown"). Registering again makes it a fresh member.
 * ACK acceptance follows Table 2 only (per option, not per member kind).
@@ -123,7 +123,7 @@ Decisions where the seed is silent (each one is a single place in this file)
 import dataclasses
 import enum
 import re
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ._consts import (
     ATD_GUARD_SECONDS,
@@ -401,9 +401,9 @@ class MemberTable:
         self.ack_option = _check_choice(ack_option, ACK_OPTIONS, "ACK option")
         self.rekey_transport = _check_choice(rekey_transport, TRANSPORTS, "rekey transport")
         self.activation_time_delay_enabled = bool(activation_time_delay_enabled)
-        self._members = {}  # type: Dict[object, _Member]
-        self._removed = []  # type: List[Removal]
-        self._last_seq = None  # type: Optional[int]
+        self._members: Dict[object, _Member] = {}  # registration order
+        self._removed: List[Removal] = []
+        self._last_seq: Optional[int] = None  # SEQ of the last rekey, any transport
 
     @classmethod
     def from_config(cls, config):
@@ -463,8 +463,9 @@ class MemberTable:
 
         Sending a rekey first closes the previous rekey's ACK window (see
         :meth:`close_ack_window`), which may remove members; removed members are not
-        sent to. :raises ValueError: ``seq`` not above the last one sent (RFC 6407 §3.2
-        sequence numbers only grow), or an unknown transport.
+        sent to. :raises ValueError: ``seq`` not above the last one sent (each PUSH
+        carries a larger SEQ: RFC 6407 SEQ payload; members reject the others), or an
+        unknown transport.
         """
         _check_non_negative_int(seq, "SEQ")
         transport = self.rekey_transport if transport is None else transport
