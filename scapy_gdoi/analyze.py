@@ -1,0 +1,410 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""``gdoi analyze CAPTURE [--keys keys.json] [--json]``: read GDOI traffic from a capture.
+
+For every GDOI message on UDP 848 (IPv4 / IPv6, pcap or pcapng, streamed in constant
+memory by :mod:`scapy_gdoi.capture`) the analyser reports what it is and what the keys
+allow it to prove:
+
+* ``phase1`` (Main / Aggressive / Informational) and ``pull`` (GROUPKEY-PULL): encrypted
+  with phase-1 keys we do not have, so reported as not decrypted; a plaintext PULL (as
+  in the *-plaintext-DERIVED* captures) is dissected and its SA KEK / KD keys learnt.
+* ``rekey`` (GROUPKEY-PUSH): decrypted with the KEK of its cookies, signature checked
+  (RFC 6407 §4.7, facts §4.3), SEQ tracked per KEK (replays and gaps reported), GAP /
+  SA KEK / SA TEKs reported, new KEKs and SIG_ALGORITHM_KEYs from its KD learnt.
+* ``ack`` (RFC 8263, DECISIONS.md §2): HASH checked, matched to its rekey.
+* ``cisco-ack`` (DECISIONS.md §2): decrypted with the KEK, matched to its rekey.
+* ``other``: anything else on the port (non-GDOI ISAKMP, garbage).
+
+Each report is a dict (see :data:`FIELDS`); problems with one frame go in its
+``error`` field and the analysis carries on.
+"""
+import collections
+import json
+import sys
+
+from scapy_gdoi import _consts as C
+
+#: Every report has these keys (None when they do not apply).
+FIELDS = ("frame", "time", "src", "dst", "kind", "exchange", "kek_spi", "seq",
+          "seq_status", "encrypted", "decrypted", "signature", "sig_hash", "gap", "kek", "teks",
+          "learned_keks", "ack", "error")
+
+KIND_PHASE1, KIND_PULL, KIND_REKEY = "phase1", "pull", "rekey"
+KIND_ACK, KIND_CISCO_ACK, KIND_OTHER = "ack", "cisco-ack", "other"
+
+_KIND_BY_EXCHANGE = {
+    C.EXCH_MAIN_MODE: KIND_PHASE1, C.EXCH_AGGRESSIVE: KIND_PHASE1,
+    C.EXCH_INFORMATIONAL: KIND_PHASE1, C.EXCH_GROUPKEY_PULL: KIND_PULL,
+    C.EXCH_GROUPKEY_PUSH: KIND_REKEY, C.EXCH_GROUPKEY_PUSH_ACK: KIND_ACK,
+    C.EXCH_CISCO_REKEY_ACK: KIND_CISCO_ACK,
+}
+
+#: Rekeys remembered per KEK for ACK matching (bounded: constant memory).
+REKEYS_REMEMBERED_PER_KEK = 4096
+
+SEQ_FIRST, SEQ_OK, SEQ_REPLAY, SEQ_GAP = "first", "ok", "replay", "gap"
+
+
+class _SeqTracker:
+    """Last accepted SEQ per KEK (RFC 6407 §3.2: each PUSH is previous + 1)."""
+
+    def __init__(self):
+        self.last = {}
+
+    def baseline(self, spi, seq):
+        self.last.setdefault(spi, seq)
+
+    def check(self, spi, seq):
+        """(status, missing count) for a rekey; advances on first/ok/gap."""
+        last = self.last.get(spi)
+        if last is None:
+            self.last[spi] = seq
+            return SEQ_FIRST, 0
+        if seq <= last:
+            return SEQ_REPLAY, 0
+        self.last[spi] = seq
+        return (SEQ_OK, 0) if seq == last + 1 else (SEQ_GAP, seq - last - 1)
+
+
+class Analyzer:
+    """Turns GDOI datagrams into report dicts; keeps the key store and the SEQ / ACK
+    bookkeeping between messages."""
+
+    def __init__(self, keystore=None):
+        from scapy_gdoi.keys import KeyStore
+        self.keys = keystore if keystore is not None else KeyStore()
+        self.seqs = _SeqTracker()
+        self.rekeys = collections.defaultdict(collections.OrderedDict)  # spi -> seq -> info
+        self.counts = collections.Counter()
+
+    # -- entry point -------------------------------------------------------------------
+
+    def analyze(self, datagram):
+        """The report dict for one :class:`~scapy_gdoi.capture.Datagram`."""
+        from scapy_gdoi import crypto, wire
+        report = dict.fromkeys(FIELDS)
+        report.update(frame=datagram.frame, time=datagram.time, src=datagram.src,
+                      dst=datagram.dst, kind=KIND_OTHER, decrypted=False)
+        if datagram.payload is None:
+            report["error"] = datagram.error
+        else:
+            try:
+                self._analyze_message(report, datagram.payload)
+            except (wire.WireError, crypto.GDOICryptoError, ValueError) as exc:
+                report["error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop a capture
+                report["error"] = "internal error on this frame: %s: %s" % (
+                    type(exc).__name__, exc)
+            if datagram.error and not report["error"]:
+                report["error"] = datagram.error
+        self._count(report)
+        return report
+
+    def _count(self, report):
+        self.counts[report["kind"]] += 1
+        if report["error"]:
+            self.counts["errors"] += 1
+        if report["signature"]:
+            self.counts["signature " + report["signature"]] += 1
+        if report["seq_status"] in (SEQ_REPLAY, SEQ_GAP):
+            self.counts["seq " + report["seq_status"]] += 1
+        if report["ack"]:
+            self.counts["ack hash " + report["ack"]["hash"]] += 1
+            if report["ack"]["rekey_frame"] is None:
+                self.counts["ack unmatched"] += 1
+
+    def _analyze_message(self, report, message):
+        from scapy_gdoi import wire
+        header = wire.Header(message)
+        exchange = C.GDOI_EXCHANGE_TYPES.get(header.exch_type, str(header.exch_type))
+        report["exchange"] = exchange
+        report["encrypted"] = header.encrypted
+        if header.version != C.ISAKMP_VERSION:
+            report["error"] = "not GDOI: ISAKMP version %d.%d" % (
+                header.version >> 4, header.version & 0x0F)
+            return
+        kind = _KIND_BY_EXCHANGE.get(header.exch_type, KIND_OTHER)
+        report["kind"] = kind
+        if header.length > len(message):
+            raise wire.WireError("truncated message: header Length %d, %d octets received"
+                                 % (header.length, len(message)))
+        message = message[:max(header.length, wire.HEADER_LEN)]
+        if kind == KIND_OTHER:
+            report["error"] = "not a GDOI exchange (exchange type %d)" % header.exch_type
+        elif kind in (KIND_PHASE1, KIND_PULL):
+            self._phase1_or_pull(report, header, message)
+        elif kind == KIND_REKEY:
+            self._rekey(report, header, message)
+        elif kind == KIND_ACK:
+            self._ack(report, header, message)
+        else:
+            self._cisco_ack(report, header, message)
+
+    # -- per kind ----------------------------------------------------------------------
+
+    def _phase1_or_pull(self, report, header, message):
+        if header.encrypted:
+            return  # phase-1 keys are not ours: reported as not decrypted
+        if report["kind"] == KIND_PULL:
+            summary = self._plaintext_summary(report, message)
+            learned = self.keys.learn(summary)
+            for spi in learned:
+                if summary.seq is not None:
+                    self.seqs.baseline(spi, summary.seq)
+            report["learned_keks"] = [spi.hex() for spi in learned] or None
+
+    def _plaintext_summary(self, report, plain):
+        from scapy_gdoi.rekey import dissect
+        from scapy_gdoi.summary import summarize
+        summary = summarize(dissect(plain))
+        report["seq"] = summary.seq
+        report["gap"] = summary.gap
+        report["teks"] = summary.teks
+        if summary.keks:
+            report["kek"] = _kek_report(summary.keks[0])
+        return summary
+
+    def _rekey(self, report, header, message):
+        from scapy_gdoi import rekey
+        spi = header.spi
+        report["kek_spi"] = spi.hex()
+        kek = self.keys.kek(spi)
+        if not header.encrypted:
+            plain = message
+            report["error"] = "GROUPKEY-PUSH without the E flag (RFC 6407 §4 sends it encrypted)"
+        elif kek is None:
+            report["signature"] = rekey.SIG_UNVERIFIED
+            report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
+            return
+        else:
+            plain = kek.decrypt_bytes(message)
+            problem = rekey.plaintext_problem(plain)
+            if problem:
+                report["signature"] = rekey.SIG_INVALID
+                report["error"] = ("cannot decrypt with the KEK of SPI %s: %s (wrong KEK or "
+                                   "altered ciphertext)" % (spi.hex(), problem))
+                return
+            report["decrypted"] = True
+        summary = self._plaintext_summary(report, plain)
+        if report["kek"] is None and kek is not None:
+            report["kek"] = _kek_context_report(kek)
+        self._check_signature(report, kek, plain)
+        if summary.seq is None:
+            report["error"] = report["error"] or "GROUPKEY-PUSH without a SEQ payload"
+        elif report["signature"] != rekey.SIG_INVALID:
+            status, missing = self.seqs.check(spi, summary.seq)
+            report["seq_status"] = status
+            if missing:
+                report["error"] = "%d rekey(s) missing before SEQ %d" % (missing, summary.seq)
+            elif status == SEQ_REPLAY:
+                report["error"] = "SEQ %d is not above the last accepted SEQ %d (replay)" % (
+                    summary.seq, self.seqs.last[spi])
+            self._remember_rekey(spi, summary.seq, report["frame"])
+            learned = self.keys.learn(summary, via_spi=spi)
+            report["learned_keks"] = [s.hex() for s in learned] or None
+
+    def _check_signature(self, report, kek, plain):
+        from scapy_gdoi import rekey
+        if kek is None or kek.public_key is None:
+            report["signature"] = rekey.SIG_UNVERIFIED
+            return
+        used = kek.signature_hash(plain)
+        report["signature"] = rekey.SIG_VALID if used else rekey.SIG_INVALID
+        if used:
+            report["sig_hash"] = C.SIG_HASH_ALGORITHMS.get(used, str(used)) if isinstance(
+                used, int) else used
+
+    def _remember_rekey(self, spi, seq, frame):
+        remembered = self.rekeys[spi]
+        remembered.setdefault(seq, {"frame": frame, "acked": set()})
+        while len(remembered) > REKEYS_REMEMBERED_PER_KEK:
+            remembered.popitem(last=False)
+
+    def _match(self, report, spi, seq, member):
+        entry = self.rekeys.get(spi, {}).get(seq)
+        if entry is None:
+            return None
+        if member in entry["acked"]:
+            report["error"] = report["error"] or "duplicate ACK from %s for SEQ %d" % (
+                member, seq)
+        entry["acked"].add(member)
+        return entry["frame"]
+
+    def _ack(self, report, header, message):
+        from scapy_gdoi import ack
+        report["kek_spi"] = header.spi.hex()
+        info = ack.parse_ack(message)
+        report["seq"] = info.seq
+        kek = self.keys.kek(info.spi)
+        verdict = ack.check_ack(info, kek)
+        report["ack"] = {"seq": info.seq, "id": info.member, "hash": verdict,
+                         "rekey_frame": None}
+        if verdict != ack.HASH_INVALID:
+            report["ack"]["rekey_frame"] = self._match(report, info.spi, info.seq,
+                                                       info.member)
+        else:
+            report["error"] = "ACK HASH does not verify with the KEK of SPI %s" % (
+                info.spi.hex())
+
+    def _cisco_ack(self, report, header, message):
+        from scapy_gdoi import ack, rekey
+        from scapy_gdoi.summary import summarize
+        spi = header.spi
+        report["kek_spi"] = spi.hex()
+        kek = self.keys.kek(spi)
+        report["ack"] = {"seq": None, "id": None, "hash": ack.HASH_UNVERIFIED,
+                         "rekey_frame": None}
+        if kek is None or not header.encrypted:
+            report["error"] = ("cannot decrypt: no KEK known for SPI %s" % spi.hex()
+                               if header.encrypted else "Cisco rekey ACK without the E flag")
+            return
+        plain = kek.decrypt_bytes(message)
+        problem = rekey.plaintext_problem(plain)
+        if problem:
+            report["ack"]["hash"] = ack.HASH_INVALID
+            report["error"] = "cannot decrypt with the KEK of SPI %s: %s" % (spi.hex(), problem)
+            return
+        report["decrypted"] = True
+        summary = summarize(rekey.dissect(plain))
+        member = ack.member_id_text(*summary.member_id) if summary.member_id else report["src"]
+        report["seq"] = summary.seq
+        report["ack"].update(seq=summary.seq, id=member, hash=ack.HASH_VALID)
+        if summary.seq is not None:
+            report["ack"]["rekey_frame"] = self._match(report, spi, summary.seq, member)
+
+
+def _kek_report(policy):
+    from scapy_gdoi.keys import kek_algorithm_name
+    return {"spi": policy.spi.hex(), "algorithm": kek_algorithm_name(policy.algorithm),
+            "key_bits": policy.key_bits, "ack_requested": _ack_name(policy.ack_requested),
+            "sig_hash": C.SIG_HASH_ALGORITHMS.get(policy.sig_hash),
+            "sig_algorithm": C.SIG_ALGORITHMS.get(policy.sig_algorithm)}
+
+
+def _kek_context_report(kek):
+    """The KEK that protects a message which carries no SA KEK of its own."""
+    from scapy_gdoi import crypto
+    sig_algorithm = None
+    if kek.public_key is not None:
+        try:
+            sig_algorithm = C.SIG_ALGORITHMS.get(crypto.signature_algorithm_of(kek.public_key))
+        except crypto.GDOICryptoError:
+            pass
+    return {"spi": kek.spi.hex(), "algorithm": kek.cipher.name, "key_bits": len(kek.key) * 8,
+            "ack_requested": _ack_name(kek.ack_method),
+            "sig_hash": C.SIG_HASH_ALGORITHMS.get(kek.sig_hash) if isinstance(
+                kek.sig_hash, int) else kek.sig_hash,
+            "sig_algorithm": sig_algorithm}
+
+
+def _ack_name(value):
+    return None if value is None else C.KEK_ACK_METHODS.get(value, str(value))
+
+
+# -- driving a capture --------------------------------------------------------------------
+
+def analyze_capture(path, keystore=None):
+    """Yield the report dict of every GDOI message in the capture at `path`.
+
+    :raises scapy_gdoi.capture.CaptureError: the file cannot be read at all.
+    """
+    from scapy_gdoi.capture import iter_datagrams
+    analyzer = Analyzer(keystore)
+    for datagram in iter_datagrams(path):
+        yield analyzer.analyze(datagram)
+    analyze_capture.last_counts = analyzer.counts
+
+
+def format_report(report):
+    """One readable line (plus an error line) for a report dict."""
+    parts = ["#%-6s" % report["frame"],
+             "%s -> %s" % (report["src"] or "?", report["dst"] or "?"),
+             report["kind"]]
+    if report["exchange"]:
+        parts.append(report["exchange"])
+    if report["kek_spi"]:
+        parts.append("KEK " + report["kek_spi"])
+    if report["seq"] is not None:
+        seq = "seq %d" % report["seq"]
+        if report["seq_status"] not in (None, SEQ_FIRST, SEQ_OK):
+            seq += " (%s)" % report["seq_status"]
+        parts.append(seq)
+    if report["encrypted"]:
+        parts.append("decrypted" if report["decrypted"] else "encrypted")
+    elif report["encrypted"] is not None:
+        parts.append("plaintext")
+    if report["signature"]:
+        parts.append("sig " + report["signature"] + (
+            " (%s)" % report["sig_hash"] if report["sig_hash"] else ""))
+    if report["ack"]:
+        a = report["ack"]
+        parts.append("from %s hash %s -> %s" % (
+            a["id"], a["hash"], "rekey #%s" % a["rekey_frame"] if a["rekey_frame"]
+            else "no matching rekey"))
+    lines = ["  ".join(str(p) for p in parts)]
+    details = []
+    if report["kek"]:
+        k = report["kek"]
+        details.append("KEK %s %s-%s ack=%s" % (k["spi"], k["algorithm"], k["key_bits"],
+                                                k["ack_requested"]))
+    if report["gap"]:
+        details.append("GAP " + " ".join("%s=%s" % kv for kv in report["gap"].items()
+                                         if kv[1] is not None))
+    if report["teks"]:
+        details.append("TEKs " + ", ".join("%s/%s/%s" % (t["spi"], t["protocol"],
+                                                         t["transform"])
+                                           for t in report["teks"]))
+    if report["learned_keks"]:
+        details.append("learned KEK " + ", ".join(report["learned_keks"]))
+    lines.extend("         " + d for d in details)
+    if report["error"]:
+        lines.append("         error: " + report["error"])
+    return "\n".join(lines)
+
+
+def format_counts(counts):
+    """The closing summary of a text report."""
+    order = [KIND_PHASE1, KIND_PULL, KIND_REKEY, KIND_ACK, KIND_CISCO_ACK, KIND_OTHER]
+    line = ", ".join("%d %s" % (counts[k], k) for k in order if counts[k])
+    extra = ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())
+                      if k not in order and v)
+    return "Summary: " + (line or "no GDOI messages") + ("; " + extra if extra else "")
+
+
+def _run(args):
+    from scapy_gdoi.capture import CaptureError
+    from scapy_gdoi.keys import KeyStore, KeysFileError
+    try:
+        keystore = KeyStore.from_file(args.keys) if args.keys else KeyStore()
+    except KeysFileError as exc:
+        print("gdoi analyze: %s" % exc, file=sys.stderr)
+        return 2
+    out = sys.stdout
+    try:
+        for report in analyze_capture(args.capture, keystore):
+            if args.json:
+                out.write(json.dumps(report, sort_keys=True) + "\n")
+            else:
+                out.write(format_report(report) + "\n")
+    except CaptureError as exc:
+        print("gdoi analyze: %s" % exc, file=sys.stderr)
+        return 2
+    if not args.json:
+        out.write(format_counts(analyze_capture.last_counts) + "\n")
+    return 0
+
+
+def register(commands, show_commands):
+    """Add ``gdoi analyze`` to the CLI (see scapy_gdoi.cli)."""
+    parser = commands.add_parser(
+        "analyze", help="decrypt, verify and explain the GDOI traffic in a capture",
+        description="Read a pcap/pcapng capture (streamed, any size), find GDOI on UDP "
+                    "848, decrypt and verify what the keys allow, track rekey sequence "
+                    "numbers and match ACKs to rekeys.")
+    parser.add_argument("capture", help="pcap or pcapng file")
+    parser.add_argument("--keys", metavar="KEYS.json",
+                        help='keys file: {"keks": [{"spi", "algorithm", "key", "iv"}], '
+                             '"signing_keys": [{"spi", "public_key_pem"}]} (hex strings)')
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per message (JSON Lines)")
+    parser.set_defaults(func=_run)
