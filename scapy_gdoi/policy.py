@@ -56,15 +56,15 @@ Group mode (``config-gkm-group``)::
     server address ipv4 ADDRESS      this device is a group member (address kept in other_lines)
     client d3p window sec N          member override of the D3P window, N in 1..100
     client d3p window msec N         ... N in 100..10000
-    no client d3p window [...]
+    no client d3p window [sec N | msec N]
     identity ...                     accepted, kept verbatim in other_lines
 
 Key-server mode (``gdoi-local-server``)::
 
     sa d3p window sec N | msec N     enable IP-D3P with that window (same ranges)
-    no sa d3p window [...]
+    no sa d3p window [sec N | msec N]
     rekey acknowledgement {cisco | interoperable | any}   ("acknowledgment" also accepted)
-    no rekey acknowledgement [...]   back to the default, cisco
+    no rekey acknowledgement [OPTION]  back to the default, cisco
     rekey transport unicast          (default: multicast, as on IOS)
     no rekey transport unicast
     rekey activation-time-delay      invented: turn on GAP Activation Time Delay
@@ -850,42 +850,36 @@ class _Parser:
         self.mode = _SERVER
 
     def cmd_server_address(self, args, negate):
-        if not negate:
-            self.become_member("server address")
+        self.become_member("server address")
         if len(args) != 2 or args[0].lower() not in ("ipv4", "ipv6"):
             raise self.error("expected 'server address ipv4 ADDRESS'")
         self.keep_line()
 
     def cmd_client_d3p(self, args, negate):
         self.become_member("client d3p window")
-        if negate:
-            self.group.client_d3p_window_ms = None
-            return
-        self.group.client_d3p_window_ms = self.window_ms(args, "client d3p window")
+        # `no client d3p window [sec N | msec N]`: arguments, when given, must be valid.
+        window = self.window_ms(args, "client d3p window") if args or not negate else None
+        self.group.client_d3p_window_ms = None if negate else window
 
     # -- key-server mode
 
     def cmd_sa_d3p(self, args, negate):
         g = self.group
+        window = self.window_ms(args, "sa d3p window") if args or not negate else None
         if negate:
             g.d3p_window_ms = g.d3p_line = None
             return
-        window = self.window_ms(args, "sa d3p window")
         self.check_d3p_against_features()
         g.d3p_window_ms, g.d3p_line = window, self.lineno
 
     def cmd_ack(self, args, negate):
-        g = self.group
-        if negate:
-            # Seed: `no rekey acknowledgement` sets the default, cisco.
-            g.ack_option = ACK_CISCO
-            return
-        if len(args) != 1 or args[0].lower() not in ACK_OPTIONS:
+        if (args or not negate) and (len(args) != 1 or args[0].lower() not in ACK_OPTIONS):
             raise self.error("expected 'rekey acknowledgement {cisco | interoperable | any}'")
-        g.ack_option = args[0].lower()
+        # Seed: `no rekey acknowledgement` sets the default, cisco.
+        self.group.ack_option = ACK_CISCO if negate else args[0].lower()
 
     def cmd_transport(self, args, negate):
-        if not args or args[0].lower() != TRANSPORT_UNICAST or len(args) != 1:
+        if len(args) != 1 or args[0].lower() != TRANSPORT_UNICAST:
             raise self.error("expected 'rekey transport unicast' "
                              "(multicast is the default: 'no rekey transport unicast')")
         self.group.rekey_transport = TRANSPORT_MULTICAST if negate else TRANSPORT_UNICAST
@@ -899,19 +893,14 @@ class _Parser:
         g.feature_lines.setdefault(FEATURE_ACTIVATION_TIME_DELAY, self.lineno)
         self.check_atd_single_sa()
 
-    def feature_command(feature, command):
-        def handler(self, args, negate):
-            self.expect_no_args(args, command)
-            if negate:
-                self.group.feature_lines.pop(feature, None)
-                return
-            self.check_feature_against_d3p(feature)
-            self.group.feature_lines.setdefault(feature, self.lineno)
-        return handler
-
-    cmd_cisco_metadata = feature_command(FEATURE_CISCO_METADATA, "cisco-metadata")
-    cmd_gm_error_detection = feature_command(FEATURE_GM_ERROR_DETECTION, "gm error-detection")
-    del feature_command
+    def cmd_d3p_incompatible_feature(self, feature, command, args, negate):
+        """`cisco-metadata`, `gm error-detection`: group-wide switches that IP-D3P excludes."""
+        self.expect_no_args(args, command)
+        if negate:
+            self.group.feature_lines.pop(feature, None)
+            return
+        self.check_feature_against_d3p(feature)
+        self.group.feature_lines.setdefault(feature, self.lineno)
 
     def cmd_sa_ipsec(self, args, negate):
         low, high = _SA_NUMBER_RANGE
@@ -944,6 +933,13 @@ class _Parser:
         self.keep_line()
 
 
+def _feature_switch(feature, command):
+    """Handler for a no-argument feature switch (see cmd_d3p_incompatible_feature)."""
+    def handler(parser, args, negate):
+        parser.cmd_d3p_incompatible_feature(feature, command, args, negate)
+    return handler
+
+
 def _no_negation(handler):
     """Wrap a handler whose command has no 'no' form in this model."""
     def wrapped(parser, args, negate):
@@ -961,7 +957,7 @@ _COMMANDS = {
     ],
     _GROUP: [
         (("server", "local"), _Parser.cmd_server_local),
-        (("server", "address"), _Parser.cmd_server_address),
+        (("server", "address"), _no_negation(_Parser.cmd_server_address)),
         (("client", "d3p", "window"), _Parser.cmd_client_d3p),
         (("identity",), _no_negation(_Parser.cmd_keep)),
     ],
@@ -972,8 +968,9 @@ _COMMANDS = {
         (("rekey", "acknowledgment"), _Parser.cmd_ack),
         (("rekey", "transport"), _Parser.cmd_transport),
         (("rekey", "activation-time-delay"), _Parser.cmd_atd),
-        (("cisco-metadata",), _Parser.cmd_cisco_metadata),
-        (("gm", "error-detection"), _Parser.cmd_gm_error_detection),
+        (("cisco-metadata",), _feature_switch(FEATURE_CISCO_METADATA, "cisco-metadata")),
+        (("gm", "error-detection"),
+         _feature_switch(FEATURE_GM_ERROR_DETECTION, "gm error-detection")),
     ] + [(words, _no_negation(_Parser.cmd_keep)) for words in (
         ("rekey", "address"), ("rekey", "lifetime"), ("rekey", "retransmit"),
         ("rekey", "authentication"), ("rekey", "algorithm"), ("address",),

@@ -500,6 +500,39 @@ def test_no_rekey_acknowledgement_restores_cisco(option):
     assert parse_config(text)[0].ack_option == "cisco"
 
 
+@pytest.mark.parametrize("lines,attribute,expected", [
+    (("  sa d3p window msec 5000", "  no sa d3p window"), "d3p_window_ms", None),
+    (("  sa d3p window msec 5000", "  no sa d3p window msec 5000"), "d3p_window_ms", None),
+    (("  rekey transport unicast", "  no rekey transport unicast"), "rekey_transport",
+     "multicast"),
+    (("  rekey acknowledgement any", "  no rekey acknowledgment any"), "ack_option", "cisco"),
+    (("  rekey activation-time-delay", "  no rekey activation-time-delay"), "features",
+     frozenset()),
+    (("  sa ipsec 1", "  exit", "  no sa ipsec 1"), "ipsec_sas", ()),
+    (("  sa ipsec 1", "   tag cts sgt", "   no tag cts sgt"), "features", frozenset()),
+])
+def test_no_forms_undo(lines, attribute, expected):
+    cfg, = parse_config("crypto gkm group G\n server local\n" + "\n".join(lines) + "\n")
+    assert getattr(cfg, attribute) == expected
+
+
+def test_no_client_d3p_window_undoes_the_override():
+    text = "crypto gkm group G\n client d3p window sec 50\n no client d3p window sec 50\n"
+    assert parse_config(text)[0].client_d3p_window_ms is None
+
+
+@pytest.mark.parametrize("line,words", [
+    ("  no sa d3p window banana", "sec N | msec N"),
+    ("  no sa d3p window sec 500", "out of range"),
+    ("  no rekey acknowledgement sometimes", "cisco | interoperable | any"),
+    ("  no cisco-metadata now", "takes no arguments"),
+])
+def test_no_forms_with_bad_arguments(line, words):
+    with pytest.raises(ConfigError) as info:
+        parse_config("crypto gkm group G\n server local\n" + line + "\n")
+    assert info.value.lineno == 3 and words in info.value.message
+
+
 def test_running_config_style_full_key_server():
     text = """\
 !
@@ -725,6 +758,7 @@ def test_key_server_and_member_in_one_group():
     ("  rekey activation-time-delay 30", "takes no arguments"),
     ("  no server local", "not supported"),
     ("  no rekey lifetime", "not supported"),
+    (" no server address ipv4 10.0.0.1", "not supported"),
     ("no", "'no' needs a command"),
     (" server address 10.0.0.1", "server address ipv4"),
 ])
