@@ -33,6 +33,7 @@ import socket
 import struct
 import time
 
+from scapy.config import conf
 from scapy.fields import ByteEnumField, ByteField, LongField, StrLenField
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -100,6 +101,14 @@ class D3P(Packet):
                     length_from=lambda pkt: max((pkt.len or D3P_HEADER_LEN_UNITS)
                                                 - D3P_HEADER_LEN_UNITS, 0) * _WORD),
     ]
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        # Fewer octets than the fixed header cannot be a D3P header (DECISIONS.md
+        # §3: truncated = malformed): show them as Raw instead of failing.
+        if _pkt is not None and len(_pkt) < D3P_HEADER_LEN:
+            return conf.raw_layer
+        return cls
 
     def post_build(self, pkt, pay):
         if self.len is None:
