@@ -79,8 +79,13 @@ int nfq_tx_verdict_payload(struct nfq_tx *tx, uint32_t packet_id, uint32_t verdi
     size_t reserve = tx->pending ? NFQ_PLAIN_VERDICT_LEN : 0;
     if (need > tx->cap || payload_len + 4 > 0xffff) /* nla_len is 16 bits */
         return NFQ_TX_TOO_BIG;
-    if (tx->cap - tx->len < need + reserve)
+    if (tx->cap - tx->len < need + reserve) {
+        /* Write the open batch now (its room is always kept), so that after
+         * the caller's send the retry finds an empty buffer. */
+        if (tx->pending)
+            nfq_tx_close_batch(tx);
         return NFQ_TX_FULL;
+    }
     int rc = nfq_tx_close_batch(tx);
     if (rc != NFQ_TX_OK)
         return rc;

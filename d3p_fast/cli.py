@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""`gdoi d3p enforce|stamp` and `gdoi show gm replay`.
+
+enforce: the receiving side.  A C loop per NFQUEUE queue checks the IP-D3P
+timestamp of each queued packet against the window (DECISIONS.md §3) and
+drops (or, with --action count, only counts) the stale ones; --strip hands
+accepted packets to the stack without their D3P header.
+stamp: the sending side (OUTPUT hook): inserts a D3P header carrying the
+current POSIX time in ms.
+
+Both end cleanly on SIGTERM/SIGINT: the iptables rule (if they added it) goes
+first, so no new packet waits on a queue about to close, then pending verdicts
+are sent and the queue is unbound, then the stats file is written a last time.
+"""
+import argparse
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+
+from scapy_gdoi import _consts
+
+#: How often the main thread wakes up to look at signals, loop health and the
+#: window file.
+_TICK = 0.2
+
+
+def register(commands, show_commands):
+    d3p = commands.add_parser("d3p", help="IP-D3P inline enforcement (NFQUEUE)")
+    d3p_commands = d3p.add_subparsers(dest="d3p_command", metavar="ACTION")
+    d3p_commands.required = True
+    _add_enforce(d3p_commands)
+    _add_stamp(d3p_commands)
+
+    gm = show_commands.add_parser("gm", help="group member reports")
+    gm_commands = gm.add_subparsers(dest="gm_command", metavar="WHAT")
+    gm_commands.required = True
+    replay = gm_commands.add_parser(
+        "replay", help="time-based anti-replay (IP-D3P) counters, like "
+                       "`show crypto gkm gm replay`")
+    replay.add_argument("--stats", required=True, metavar="FILE",
+                        help="stats file written by `gdoi d3p enforce --stats`")
+    replay.set_defaults(func=show_replay)
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _common(parser, chain, match):
+    parser.add_argument("--queue", type=_positive_int, required=True, metavar="N",
+                        help="NFQUEUE number (the first one with --queues)")
+    parser.add_argument("--queues", type=int, default=1, metavar="K",
+                        help="run K queues N..N+K-1, one loop and thread each "
+                             "(the rule uses --queue-balance with CPU fan-out)")
+    parser.add_argument("--pin", action="store_true",
+                        help="pin the loop of queue i to CPU i modulo the CPUs we may use")
+    parser.add_argument("--fail-open", action="store_true",
+                        help="accept packets instead of dropping them when the queue is full")
+    parser.add_argument("--queue-maxlen", type=_positive_int, default=4096, metavar="N")
+    parser.add_argument("--rcvbuf", type=_positive_int, default=8 << 20, metavar="BYTES",
+                        help="socket receive buffer (default 8 MiB)")
+    parser.add_argument("--batch", type=int, default=64, metavar="N",
+                        help="datagrams taken per recvmmsg() (default 64)")
+    parser.add_argument("--copy-range", type=int, default=None, metavar="BYTES",
+                        help="octets of each packet copied to the loop (default: the "
+                             "headers, or the whole packet when it is rewritten)")
+    parser.add_argument("--proto", type=int, default=_consts.D3P_IP_PROTO, metavar="P",
+                        help="IP protocol number of D3P (default %d)" % _consts.D3P_IP_PROTO)
+    parser.add_argument("--stats", metavar="FILE",
+                        help="write counters and error history as JSON here")
+    parser.add_argument("--stats-interval", type=float, default=1.0, metavar="SEC")
+    parser.add_argument("--duration", type=float, default=None, metavar="SEC",
+                        help="stop after SEC seconds (default: run until a signal)")
+    parser.add_argument("--install-rule", action="store_true",
+                        help="add the iptables NFQUEUE rule and remove it at exit")
+    parser.add_argument("--chain", default=chain, help="chain for --install-rule (%s)" % chain)
+    parser.add_argument("--match", default=match, metavar="ARGS",
+                        help="iptables match for --install-rule (default %r)" % match)
+    parser.add_argument("--queue-bypass", action="store_true",
+                        help="with --install-rule: accept, not drop, while no loop is bound")
+    parser.add_argument("--group", default="", help="group name shown in the report")
+
+
+def _add_enforce(d3p_commands):
+    p = d3p_commands.add_parser("enforce", help="check D3P timestamps of queued packets")
+    window = p.add_mutually_exclusive_group(required=True)
+    window.add_argument("--window-ms", type=int, metavar="W",
+                        help="window in milliseconds (%d-%d)" % _consts.D3P_WINDOW_MSEC_RANGE)
+    window.add_argument("--window-sec", type=int, metavar="S",
+                        help="window in seconds (%d-%d)" % _consts.D3P_WINDOW_SEC_RANGE)
+    p.add_argument("--window-file", metavar="FILE",
+                   help="re-read the window from FILE when it changes ('msec 500', "
+                        "'sec 5' or a number of ms): changes it while running")
+    p.add_argument("--action", choices=("drop", "count"), default="drop",
+                   help="what to do with stale or malformed packets (default drop)")
+    p.add_argument("--strip", action="store_true",
+                   help="remove the D3P header of accepted packets")
+    p.add_argument("--gso", action="store_true",
+                   help="take GSO packets unsegmented (NFQA_CFG_F_GSO)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="accept everything without looking (benchmark baseline)")
+    _common(p, "INPUT", "-p %d" % _consts.D3P_IP_PROTO)
+    p.set_defaults(func=enforce)
+
+
+def _add_stamp(d3p_commands):
+    p = d3p_commands.add_parser("stamp", help="insert D3P headers into queued packets")
+    _common(p, "OUTPUT", "-p udp")
+    p.set_defaults(func=stamp)
+
+
+def parse_window_text(text):
+    """Window from a window file: 'msec 500', 'sec 5' or a bare number of ms."""
+    from d3p_fast.nfq import check_window_ms, window_ms_from
+    words = text.split()
+    if len(words) == 2 and words[0] in ("sec", "msec"):
+        value = int(words[1])
+        return window_ms_from(sec=value) if words[0] == "sec" else window_ms_from(msec=value)
+    if len(words) == 1:
+        return check_window_ms(int(words[0]))
+    raise ValueError("window file must hold 'msec N', 'sec N' or N, not %r" % text.strip())
+
+
+def _window_ms(args):
+    from d3p_fast.nfq import window_ms_from
+    if args.window_sec is not None:
+        return window_ms_from(sec=args.window_sec)
+    return window_ms_from(msec=args.window_ms)
+
+
+def _configs(args, mode, window_ms, **extra):
+    from d3p_fast.nfq import NfqConfig
+    if args.queues < 1 or args.queue + args.queues - 1 > 0xffff:
+        raise ValueError("--queues must be at least 1 and stay within queue 65535")
+    return [NfqConfig(queue=args.queue + i, mode=mode, window_ms=window_ms,
+                      fail_open=args.fail_open, queue_maxlen=args.queue_maxlen,
+                      rcvbuf=args.rcvbuf, batch=args.batch, copy_range=args.copy_range,
+                      d3p_proto=args.proto, **extra).validate()
+            for i in range(args.queues)]
+
+
+def enforce(args):
+    try:
+        window_ms = _window_ms(args)
+        mode = "pass" if args.no_verify else "enforce"
+        configs = _configs(args, mode, window_ms, action=args.action, strip=args.strip,
+                           gso=args.gso)
+    except (TypeError, ValueError) as exc:
+        print("gdoi d3p enforce: %s" % exc, file=sys.stderr)
+        return 2
+    return _serve(args, configs, "enforce")
+
+
+def stamp(args):
+    try:
+        configs = _configs(args, "stamp", 1000)
+    except (TypeError, ValueError) as exc:
+        print("gdoi d3p stamp: %s" % exc, file=sys.stderr)
+        return 2
+    return _serve(args, configs, "stamp")
+
+
+class _WindowFile:
+    """Applies the window in a file each time the file changes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.seen = None
+
+    def poll(self, group):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if key == self.seen:
+            return
+        self.seen = key
+        try:
+            with open(self.path) as f:
+                window_ms = parse_window_text(f.read())
+        except (OSError, ValueError, TypeError) as exc:
+            print("gdoi d3p enforce: window file ignored: %s" % exc, file=sys.stderr)
+            return
+        group.set_window(window_ms)
+        print("gdoi d3p enforce: window now %d ms" % window_ms, file=sys.stderr)
+
+
+def _serve(args, configs, what):
+    from d3p_fast.nfq import NfqGroup, write_stats
+    from d3p_fast.nfq_rules import NfqueueRule, RuleError
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    cpus = sorted(os.sched_getaffinity(0)) if args.pin else None
+    group = NfqGroup(configs, group=args.group, cpus=cpus)
+    rule = None
+    status = 0
+    window_file = _WindowFile(args.window_file) if getattr(args, "window_file", None) else None
+    try:
+        try:
+            group.start()  # bind first: a rule without a bound queue drops
+        except OSError as exc:
+            print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
+            return 1
+        if args.install_rule:
+            rule = NfqueueRule(args.chain, [c.queue for c in configs],
+                               shlex.split(args.match), bypass=args.queue_bypass)
+            try:
+                rule.install()
+            except RuleError as exc:
+                print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
+                return 1
+        if args.stats:
+            write_stats(args.stats, group.stats())
+        print("gdoi d3p %s: queue(s) %s bound" % (what, ",".join(str(c.queue) for c in configs)),
+              file=sys.stderr, flush=True)
+        status = _wait(args, group, stop, window_file)
+    finally:
+        if rule is not None:
+            try:
+                rule.remove()  # first: no new packet for a queue about to close
+            except RuleError as exc:
+                print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
+                status = status or 1
+        try:
+            group.close()
+        except OSError as exc:
+            print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
+            status = status or 1
+        if args.stats and group.loops and all(l._loop is None for l in group.loops):
+            write_stats(args.stats, group.stats())
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return status
+
+
+def _wait(args, group, stop, window_file):
+    """Main thread: write stats, apply window changes, watch the loops."""
+    from d3p_fast.nfq import write_stats
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    next_stats = time.monotonic() + args.stats_interval
+    while not stop.is_set():
+        stop.wait(_TICK)
+        if window_file is not None:
+            window_file.poll(group)
+        try:
+            if group.join(0):  # a loop ended on its own: a fatal socket error
+                print("gdoi d3p: loop ended unexpectedly", file=sys.stderr)
+                return 1
+        except OSError as exc:
+            print("gdoi d3p: %s" % exc, file=sys.stderr)
+            return 1
+        now = time.monotonic()
+        if args.stats and now >= next_stats:
+            write_stats(args.stats, group.stats())
+            next_stats = now + args.stats_interval
+        if deadline is not None and now >= deadline:
+            break
+    return 0
+
+
+def show_replay(args):
+    from d3p_fast.nfq_report import StatsFileError, format_replay_report, load_stats
+    try:
+        stats = load_stats(args.stats)
+    except (OSError, StatsFileError) as exc:
+        print("gdoi show gm replay: %s" % exc, file=sys.stderr)
+        return 1
+    sys.stdout.write(format_replay_report(stats))
+    return 0
