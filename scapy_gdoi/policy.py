@@ -22,6 +22,21 @@ What lives here
   ``%GDOI-3-COOP_CONFIG_MISMATCH`` warnings of a secondary key server.
 * ``render_*``: IOS-style ``show`` text.
 
+Example::
+
+    >>> cfg, = parse_config("crypto gkm group GETVPN\n server local\n"
+    ...                     "  rekey transport unicast\n  rekey acknowledgement any\n")
+    >>> table = MemberTable.from_config(cfg)
+    >>> table.register("10.0.3.1", "non-cisco")
+    >>> table.kek_ack_requested("10.0.3.1")  # seed Table 1: REKEY_ACK_KEK_SHA256
+    1
+    >>> table.rekey_sent(7)
+    ['10.0.3.1']
+    >>> table.ack_received("10.0.3.1", 7, "rfc8263", hash_valid=True).status
+    <AckStatus.RECORDED: 'recorded'>
+    >>> table.ack_received("10.0.3.1", 6, "rfc8263", hash_valid=True).detail
+    'SEQ 6 is older than the last SEQ sent to this member (7)'
+
 Vocabulary (plain strings, so callers and the CLI can pass them straight through)
 --------------------------------------------------------------------------------
 * ACK options (``rekey acknowledgement ...``): ``"cisco"`` (default), ``"interoperable"``, ``"any"``.
@@ -53,7 +68,7 @@ Global mode::
 Group mode (``config-gkm-group``)::
 
     server local                     this device is the group's key server; enter key-server mode
-    server address ipv4 ADDRESS      this device is a group member (address kept in other_lines)
+    server address {ipv4|ipv6} ADDR  this device is a group member (line kept in other_lines)
     client d3p window sec N          member override of the D3P window, N in 1..100
     client d3p window msec N         ... N in 100..10000
     no client d3p window [sec N | msec N]
@@ -82,6 +97,8 @@ IPsec SA mode (``gdoi-sa-ipsec``)::
     no tag cts sgt
     profile ..., match ..., replay ... accepted, kept verbatim in other_lines
 
+Lines kept verbatim, ``server address`` and ``server local`` have no ``no`` form here.
+
 Restrictions (seed, "Restrictions for GET VPN Interoperability"), checked when the
 second feature of a conflicting pair is turned on, so the error names that line and
 the line of the first one:
@@ -98,7 +115,9 @@ Decisions where the seed is silent (each one is a single place in this file)
 * ATD rides only in unicast rekeys (seed: "when sending unicast rekey messages"), so
   :func:`atd_for_rekey` gives ``None`` for multicast rekeys; a multicast rekey reaches
   Cisco members too, which must not get ATD.
-* The ATD value is not clamped to 16 bits here: the seed's formula is applied as is.
+* The ATD value is not clamped to 16 bits here: the seed's formula is applied as is
+  (a remaining lifetime above 65565 s gives an ATD that a TV attribute cannot carry;
+  encoding it is the packet layer's problem).
 * With multicast rekey transport no ACK is expected (seed note), so the KEK SA carries
   no KEK_ACK_REQUESTED (seed ``show crypto gkm ks policy``: ``acknowledgement : none``)
   and the ACK type in use is "None", whatever the configured option.
