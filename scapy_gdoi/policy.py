@@ -24,8 +24,8 @@ What lives here
 
 Example::
 
-    >>> cfg, = parse_config("crypto gkm group GETVPN\n server local\n"
-    ...                     "  rekey transport unicast\n  rekey acknowledgement any\n")
+    >>> cfg, = parse_config("crypto gkm group GETVPN\\n server local\\n"
+    ...                     "  rekey transport unicast\\n  rekey acknowledgement any\\n")
     >>> table = MemberTable.from_config(cfg)
     >>> table.register("10.0.3.1", "non-cisco")
     >>> table.kek_ack_requested("10.0.3.1")  # seed Table 1: REKEY_ACK_KEK_SHA256

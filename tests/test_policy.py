@@ -926,3 +926,9 @@ def test_show_acknowledgement_needs_a_key_server(render):
     member, = parse_config(SEED_GM_D3P_STEPS)
     with pytest.raises(ValueError, match="not a key-server group"):
         render(member)
+
+
+def test_module_docstring_example_runs():
+    import doctest
+    result = doctest.testmod(policy)
+    assert result.attempted >= 5 and result.failed == 0
