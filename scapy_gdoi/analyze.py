@@ -95,8 +95,9 @@ class Analyzer:
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop a capture
                 report["error"] = "internal error on this frame: %s: %s" % (
                     type(exc).__name__, exc)
-            if datagram.error and not report["error"]:
-                report["error"] = datagram.error
+            if datagram.error:
+                # The capture-level cause first (e.g. cut by the snap length).
+                report["error"] = "; ".join(e for e in (datagram.error, report["error"]) if e)
         self._count(report)
         return report
 

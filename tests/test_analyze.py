@@ -1,0 +1,353 @@
+"""`gdoi analyze`: the real gdoid rekeys, forged traffic for every cipher and signer, key
+learning, SEQ tracking, ACK matching, and bad input that must never stop the analysis."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("cryptography")
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
+from scapy.layers.inet import IP, UDP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+from scapy.utils import PcapNgWriter, PcapReader  # noqa: E402
+
+from scapy_gdoi import _consts as C  # noqa: E402
+from scapy_gdoi import ack, crypto  # noqa: E402
+from scapy_gdoi.analyze import analyze_capture  # noqa: E402
+from scapy_gdoi.forge import GAPPolicy, PushPolicy, TEKPolicy, forge_push  # noqa: E402
+from scapy_gdoi.keys import KeyStore, KeysFileError  # noqa: E402
+from scapy_gdoi.rekey import KEKContext  # noqa: E402
+
+KS, GROUP, MEMBER = "10.0.0.1", "239.1.1.1", "10.0.0.5"
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def write_pcap(path, frames, linktype=1):
+    """Classic pcap writer, byte-exact: frames are bytes or (captured, original length)."""
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
+        for index, frame in enumerate(frames):
+            data, wire_len = frame if isinstance(frame, tuple) else (frame, len(frame))
+            handle.write(struct.pack("<IIII", 1700000000 + index, 0, len(data), wire_len))
+            handle.write(data)
+    return path
+
+
+def udp848(payload, src=KS, dst=GROUP):
+    ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
+    return bytes(Ether() / ip / UDP(sport=848, dport=848) / payload)
+
+
+def run(path, keystore=None):
+    return list(analyze_capture(path, keystore))
+
+
+def by_frame(reports):
+    return {r["frame"]: r for r in reports}
+
+
+def keystore_for(*keks):
+    store = KeyStore()
+    for kek in keks:
+        public = kek.private_key.public_key() if kek.private_key else None
+        store.add_kek(KEKContext(kek.spi, kek.cipher.name, kek.key, kek.iv, sig_hash=None,
+                                 public_key=public))
+    return store
+
+
+def new_kek(name="aes", key_len=16, signer=None, **kwargs):
+    block = crypto.kek_cipher(name).block_size
+    return KEKContext(os.urandom(16), name, os.urandom(key_len), os.urandom(block),
+                      private_key=signer, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def p256():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def push(kek, seq, **kwargs):
+    kwargs.setdefault("teks", [TEKPolicy(0x1000 + seq)])
+    return bytes(forge_push(PushPolicy(kek, seq, server=KS, group=GROUP, **kwargs)))
+
+
+# -- the real gdoid capture ------------------------------------------------------------------
+
+def test_cli_decrypts_and_verifies_the_gdoid_rekeys(vectors_dir):
+    out = subprocess.run(
+        [sys.executable, "-m", "scapy_gdoi.cli", "analyze",
+         str(vectors_dir / "gdoid-3clients-ks.pcap"), "--keys",
+         str(vectors_dir / "keys.json"), "--json"],
+        capture_output=True, text=True, check=True, timeout=300)
+    reports = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["frame"] for r in reports] == list(range(1, 33))
+    kinds = [r["kind"] for r in reports]
+    assert kinds.count("phase1") == 18 and kinds.count("pull") == 12
+    assert all(not r["decrypted"] for r in reports if r["kind"] == "pull")
+    logged = json.loads((vectors_dir / "gdoid-3clients-ks.vectors.json").read_text())
+    plaintexts = {m["frame"]: m.get("plaintext_body_hex_from_log") for m in logged["messages"]}
+    for frame, seq in ((31, 1), (32, 2)):
+        report = reports[frame - 1]
+        assert report["kind"] == "rekey" and report["exchange"] == "GROUPKEY-PUSH"
+        assert report["kek_spi"] == b"abcdefgh01234567".hex()
+        assert report["decrypted"] is True and report["signature"] == "valid"
+        assert report["sig_hash"] == "SHA1"
+        assert report["seq"] == seq and report["error"] is None
+        assert report["kek"]["algorithm"] == "3des" and report["kek"]["key_bits"] == 192
+        # Independent oracle: the TEK SPIs reported are the ones in the logged plaintext
+        # (SA TEK: ... Transform ID, then the SPI).
+        assert len(report["teks"]) == 2
+        for tek in report["teks"]:
+            assert "03" + tek["spi"] in plaintexts[frame]
+            assert tek["protocol"] == "ESP" and tek["transform"] == "ESP_3DES"
+    assert reports[31]["seq_status"] == "ok"
+
+
+def test_cli_text_report(vectors_dir):
+    out = subprocess.run(
+        [sys.executable, "-m", "scapy_gdoi.cli", "analyze",
+         str(vectors_dir / "gdoid-3clients-ks.pcap"), "--keys", str(vectors_dir / "keys.json")],
+        capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "seq 2  decrypted  sig valid (SHA1)" in out
+    assert out.splitlines()[-1].startswith("Summary: 18 phase1, 12 pull, 2 rekey")
+
+
+def test_without_keys_rekeys_are_reported_undecrypted(vectors_dir):
+    reports = by_frame(run(vectors_dir / "gdoid-3clients-ks.pcap"))
+    assert reports[31]["decrypted"] is False
+    assert reports[31]["signature"] == "unverified"
+    assert "cannot decrypt: no KEK" in reports[31]["error"]
+
+
+def test_keys_learned_from_a_plaintext_pull_decrypt_later_rekeys(tmp_path, vectors_dir):
+    # PULL messages 2 (SA KEK: 3DES, SHA-1, RSA) and 4 (KD: KEK key, RSA key) in
+    # plaintext from the DERIVED capture, then the two real encrypted rekeys.
+    with PcapReader(str(vectors_dir / "gdoid-3clients-ks-plaintext-DERIVED.pcap")) as r:
+        derived = [bytes(p) for p in r]
+    with PcapReader(str(vectors_dir / "gdoid-3clients-ks.pcap")) as r:
+        wire_frames = [bytes(p) for p in r]
+    path = write_pcap(tmp_path / "learn.pcap",
+                      [derived[7], derived[9], wire_frames[30], wire_frames[31]])
+    reports = run(path)
+    assert reports[1]["learned_keks"] == [b"abcdefgh01234567".hex()]
+    for report in reports[2:]:
+        assert report["decrypted"] and report["signature"] == "valid"
+        assert report["sig_hash"] == "SHA1"  # from the SA KEK, not guessed
+    assert [r["seq_status"] for r in reports[2:]] == ["ok", "ok"]  # baseline: PULL SEQ 0
+
+
+# -- forged traffic: every cipher and signer -------------------------------------------------
+
+SIGNERS = {
+    "rsa-2048": lambda: rsa.generate_private_key(65537, 2048),
+    "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ecdsa-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "ecdsa-p521": lambda: ec.generate_private_key(ec.SECP521R1()),
+}
+CIPHERS = [("des", 8), ("3des", 24), ("aes", 16), ("aes", 24), ("aes", 32)]
+
+
+@pytest.mark.parametrize("signer_name", list(SIGNERS))
+@pytest.mark.parametrize("cipher, key_len", CIPHERS)
+def test_round_trip_every_cipher_and_signer(tmp_path, cipher, key_len, signer_name):
+    signer = SIGNERS[signer_name]()
+    kek = new_kek(cipher, key_len, signer, ack_method=C.KEK_ACK_SHA384)
+    gap = GAPPolicy(atd=45, dtd=90, d3p_type=C.D3P_TS_POSIX_TIME_MSEC, d3p_window_ms=2500)
+    teks = [TEKPolicy(0xA1B2C3D4), TEKPolicy(0x01020304, transform="ESP_3DES",
+                                             key_bits=None, auth="HMAC-SHA")]
+    good = push(kek, 11, teks=teks, gap=gap, ack_requested=C.KEK_ACK_SHA384)
+    flipped_cipher = bytearray(good)
+    flipped_cipher[len(good) // 2] ^= 0x01
+    member_ack = bytes(ack.build_ack(good, MEMBER, kek, method=C.KEK_ACK_SHA384))
+    frames = [udp848(good), udp848(bytes(flipped_cipher)),
+              udp848(member_ack, src=MEMBER, dst=KS),
+              udp848(push(kek, 12), src="2001:db8::1", dst="ff05::1")]
+    reports = run(write_pcap(tmp_path / "rt.pcap", frames), keystore_for(kek))
+    first = reports[0]
+    assert first["decrypted"] and first["signature"] == "valid" and first["error"] is None
+    assert first["seq"] == 11
+    assert first["gap"] == {"atd": 45, "dtd": 90, "d3p_type": 1, "d3p_window_ms": 2500}
+    assert first["kek"]["algorithm"] == cipher and first["kek"]["key_bits"] == key_len * 8
+    assert first["kek"]["ack_requested"] == "REKEY_ACK_KEK_SHA384"
+    assert first["teks"] == [
+        {"spi": "a1b2c3d4", "protocol": "ESP", "transform": "ESP_AES-CBC"},
+        {"spi": "01020304", "protocol": "ESP", "transform": "ESP_3DES"}]
+    assert reports[1]["signature"] == "invalid"
+    assert reports[1]["seq_status"] is None  # an invalid rekey does not move the SEQ
+    assert reports[2]["kind"] == "ack"
+    assert reports[2]["ack"] == {"seq": 11, "id": MEMBER, "hash": "valid", "rekey_frame": 1}
+    assert reports[3]["src"] == "2001:db8::1"
+    assert reports[3]["signature"] == "valid" and reports[3]["seq_status"] == "ok"
+
+
+def test_flipped_signature_bit_is_invalid(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    plain = bytearray(kek.decrypt_bytes(push(kek, 1)))
+    sig_len = 64
+    sig_start = len(plain) - (len(plain) - _unpadded_length(plain)) - sig_len
+    plain[sig_start + 10] ^= 0x80
+    frames = [udp848(kek.encrypt_bytes(bytes(plain))), udp848(push(kek, 2))]
+    reports = run(write_pcap(tmp_path / "sig.pcap", frames), keystore_for(kek))
+    assert reports[0]["decrypted"] and reports[0]["signature"] == "invalid"
+    assert reports[1]["signature"] == "valid"
+
+
+def _unpadded_length(plain):
+    from scapy_gdoi import wire
+    header = wire.Header(plain)
+    end = 0
+    for _, offset, data in wire.iter_payloads(header.next_payload, plain[28:]):
+        end = offset + len(data)
+    return 28 + end
+
+
+def test_wrong_kek_is_cannot_decrypt_and_the_analysis_goes_on(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    wrong = KEKContext(kek.spi, "aes", os.urandom(16), kek.iv)
+    other = new_kek(signer=p256)
+    frames = [udp848(push(kek, 1)), udp848(push(other, 1))]
+    store = keystore_for(other)
+    store.add_kek(wrong)
+    reports = run(write_pcap(tmp_path / "wrong.pcap", frames), store)
+    assert reports[0]["decrypted"] is False
+    assert reports[0]["error"].startswith("cannot decrypt with the KEK of SPI")
+    assert reports[1]["decrypted"] and reports[1]["signature"] == "valid"
+
+
+def test_new_kek_from_a_rekey_is_used_for_the_next_one(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    successor = new_kek("aes", 32, p256)
+    frames = [udp848(push(kek, 1, new_kek=successor)), udp848(push(successor, 2))]
+    reports = run(write_pcap(tmp_path / "chain.pcap", frames), keystore_for(kek))
+    assert reports[0]["learned_keks"] == [successor.spi.hex()]
+    assert reports[1]["decrypted"] and reports[1]["signature"] == "valid"
+    assert reports[1]["kek_spi"] == successor.spi.hex()
+
+
+def test_sequence_replays_and_gaps_are_reported(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    frames = [udp848(push(kek, seq)) for seq in (1, 2, 2, 5, 6)]
+    reports = run(write_pcap(tmp_path / "seq.pcap", frames), keystore_for(kek))
+    assert [r["seq_status"] for r in reports] == ["first", "ok", "replay", "gap", "ok"]
+    assert "replay" in reports[2]["error"]
+    assert reports[3]["error"] == "2 rekey(s) missing before SEQ 5"
+
+
+def test_acks_are_checked_and_matched(tmp_path, p256):
+    kek = new_kek(signer=p256, ack_method=C.KEK_ACK_SHA256)
+    rekey = push(kek, 3, ack_requested=C.KEK_ACK_SHA256)
+    good = bytes(ack.build_ack(rekey, MEMBER, kek))
+    tampered = bytearray(good)
+    tampered[40] ^= 1
+    unmatched = bytes(ack.build_ack_for(kek.spi, 99, MEMBER, kek.key, C.KEK_ACK_SHA256))
+    cisco = bytes(ack.build_cisco_ack(kek, 3, "10.0.0.6"))
+    frames = [udp848(rekey), udp848(good, MEMBER, KS), udp848(bytes(tampered), MEMBER, KS),
+              udp848(unmatched, MEMBER, KS), udp848(cisco, "10.0.0.6", KS),
+              udp848(good, MEMBER, KS)]
+    reports = run(write_pcap(tmp_path / "acks.pcap", frames), keystore_for(kek))
+    assert reports[1]["ack"] == {"seq": 3, "id": MEMBER, "hash": "valid", "rekey_frame": 1}
+    assert reports[2]["ack"]["hash"] == "invalid" and reports[2]["ack"]["rekey_frame"] is None
+    assert reports[3]["ack"]["hash"] == "valid" and reports[3]["ack"]["rekey_frame"] is None
+    assert reports[4]["kind"] == "cisco-ack" and reports[4]["decrypted"]
+    assert reports[4]["ack"] == {"seq": 3, "id": "10.0.0.6", "hash": "valid",
+                                 "rekey_frame": 1}
+    assert "duplicate ACK" in reports[5]["error"]
+    # Without the KEK the ACK HASH cannot be checked.
+    reports = run(tmp_path / "acks.pcap")
+    assert reports[1]["ack"]["hash"] == "unverified"
+
+
+def test_pcapng_and_ipv6(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    path = str(tmp_path / "ng.pcapng")
+    with PcapNgWriter(path) as writer:
+        for seq in (1, 2):
+            writer.write(Ether(udp848(push(kek, seq), src="2001:db8::1", dst="ff05::1")))
+    reports = run(path, keystore_for(kek))
+    assert [(r["seq"], r["signature"], r["src"]) for r in reports] == [
+        (1, "valid", "2001:db8::1"), (2, "valid", "2001:db8::1")]
+
+
+def test_fragmented_rekey_is_reassembled(tmp_path, p256):
+    from scapy.layers.inet import fragment
+    kek = new_kek(signer=rsa.generate_private_key(65537, 4096))
+    datagram = IP(src=KS, dst=GROUP, id=77) / UDP(sport=848, dport=848) / push(kek, 1)
+    frames = [bytes(Ether() / frag) for frag in fragment(datagram, fragsize=256)]
+    assert len(frames) > 2
+    reports = run(write_pcap(tmp_path / "frag.pcap", frames[::-1]), keystore_for(kek))
+    assert len(reports) == 1 and reports[0]["signature"] == "valid"
+
+
+# -- bad input: reported per frame, never stops the analysis ---------------------------------
+
+def test_bad_input_is_reported_per_frame(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    good = udp848(push(kek, 1))
+    ikev2 = bytes(8) * 2 + bytes([33, 0x20, 34, 0x08]) + struct.pack("!II", 0, 28)
+    base_exchange = bytes(16) + bytes([0, 0x10, 1, 0]) + struct.pack("!II", 0, 28)
+    frames = [
+        (good[:60], len(good)),  # cut by the snap length
+        udp848(b"\x01\x02\x03"),  # garbage shorter than a header
+        udp848(os.urandom(40)),  # random bytes
+        udp848(ikev2),  # IKEv2 on 848
+        udp848(base_exchange),  # an ISAKMP exchange GDOI does not use
+        udp848(push(kek, 2)[:-16]),  # header Length beyond the datagram
+        bytes(Ether() / IP(src=KS, dst=GROUP) / UDP(sport=5000, dport=5001) / b"x"),
+        udp848(push(kek, 3)),
+    ]
+    reports = run(write_pcap(tmp_path / "bad.pcap", frames), keystore_for(kek))
+    frames_seen = by_frame(reports)
+    assert sorted(frames_seen) == [1, 2, 3, 4, 5, 6, 8]  # frame 7 is not GDOI
+    assert "truncated" in frames_seen[1]["error"]
+    assert "truncated ISAKMP header" in frames_seen[2]["error"]
+    assert frames_seen[3]["error"] and frames_seen[3]["kind"] == "other"
+    assert frames_seen[4]["error"] == "not GDOI: ISAKMP version 2.0"
+    assert "not a GDOI exchange" in frames_seen[5]["error"]
+    assert "truncated message" in frames_seen[6]["error"]
+    assert frames_seen[8]["signature"] == "valid" and frames_seen[8]["error"] is None
+
+
+def test_truncated_capture_file_ends_with_an_error(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    path = write_pcap(tmp_path / "cut.pcap", [udp848(push(kek, s)) for s in (1, 2)])
+    data = path.read_bytes()
+    path.write_bytes(data[:-30])
+    reports = run(path, keystore_for(kek))
+    assert reports[0]["signature"] == "valid"
+    assert len(reports) == 2
+    assert reports[1]["error"].startswith("frame truncated by the capture")
+
+
+def test_unreadable_capture_and_keys_file_are_clear_cli_errors(tmp_path, vectors_dir):
+    not_a_capture = tmp_path / "x.pcap"
+    not_a_capture.write_bytes(b"hello world, not a pcap")
+    out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze",
+                          str(not_a_capture)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "cannot read capture" in out.stderr
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keks": [{"spi": "zz", "algorithm": "aes", "key": "00",
+                                          "iv": "00"}]}))
+    out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze",
+                          str(vectors_dir / "gdoid-3clients-ks.pcap"), "--keys", str(keys)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "keks[0]: spi is not hex" in out.stderr
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"spi": "00" * 16, "algorithm": "rc4", "key": "00" * 16, "iv": "00" * 16},
+     "unsupported KEK algorithm"),
+    ({"spi": "00" * 15, "algorithm": "aes", "key": "00" * 16, "iv": "00" * 16},
+     "spi must be 16 octets"),
+    ({"spi": "00" * 16, "algorithm": "aes", "key": "00" * 15, "iv": "00" * 16},
+     "key must be"),
+    ({"spi": "00" * 16, "algorithm": "aes", "iv": "00" * 16}, "key (a hex string)"),
+])
+def test_keys_file_errors_name_the_entry(entry, message):
+    with pytest.raises(KeysFileError, match="keks\\[0\\]") as info:
+        KeyStore.from_dict({"keks": [entry]})
+    assert message in str(info.value)
