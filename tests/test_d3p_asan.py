@@ -32,17 +32,22 @@ def _strict():
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
+#: The batch loop's code paths (csrc/d3p_window.c): CPU clones as shipped, the
+#: baseline vector code alone, and the scalar loop alone.
+VARIANTS = {"clones": [], "baseline": ["-DD3P_CPU_CLONES="], "scalar": ["-DD3P_SCALAR_ONLY"]}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def harness(request, tmp_path_factory):
     gcc = shutil.which("gcc")
     if gcc is None:
         if _strict():
             pytest.fail("gcc is needed for the AddressSanitizer test")
         pytest.skip("needs gcc with AddressSanitizer (Debian package gcc)")
-    binary = str(tmp_path_factory.mktemp("asan") / "d3p_asan_harness")
+    binary = str(tmp_path_factory.mktemp("asan") / ("d3p_asan_" + request.param))
     command = [gcc, "-std=gnu11", "-g", "-O1", "-fno-omit-frame-pointer",
                "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-               "-Wall", "-Wextra", "-Werror", "-I", CSRC, HARNESS,
+               "-Wall", "-Wextra", "-Werror", *VARIANTS[request.param], "-I", CSRC, HARNESS,
                os.path.join(CSRC, "d3p_window.c"), "-o", binary]
     build = subprocess.run(command, capture_output=True, text=True)
     if build.returncode != 0:

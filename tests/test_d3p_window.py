@@ -135,10 +135,13 @@ def test_check_packet_edges(impl, timestamp, now, window, expected, what):
 @pytest.mark.parametrize("timestamp, now, window, expected, what", EDGE_CASES,
                          ids=[case[-1] for case in EDGE_CASES])
 def test_check_batch_edges(impl, timestamp, now, window, expected, what):
-    out = bytearray(1)
-    counts = impl.check_batch(array.array("Q", [timestamp]), now, window, out)
-    assert out[0] == expected
-    assert counts[expected] == 1 and sum(counts) == 1
+    # 1 and 19 copies: the scalar loop alone, and the vector loop plus its tail.
+    for copies in (1, 19):
+        out = bytearray(copies)
+        counts = impl.check_batch(array.array("Q", [timestamp] * copies), now, window, out)
+        assert list(out) == [expected] * copies
+        assert counts[expected] == copies and sum(counts) == copies
+        assert impl.check_batch(array.array("Q", [timestamp] * copies), now, window) == counts
 
 
 # -- check_packet: what a header must look like -----------------------------------------
