@@ -11,6 +11,12 @@ import shutil
 
 import pytest
 
+# Subprocesses (`python -m scapy_gdoi.cli ...`, `python -c ...`) must import the
+# installed package, not the source tree in the working directory: after a plain
+# `pip install .` the source tree has no compiled d3p_fast extension. Python 3.11+
+# honours this; the tests' own imports never put the working directory on sys.path.
+os.environ.setdefault("PYTHONSAFEPATH", "1")
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 PCAPS = ROOT / "pcaps"
