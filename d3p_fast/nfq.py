@@ -15,6 +15,7 @@ error packets by cause, output error packets, a sampled error history); the
 window rule and the history rate are DECISIONS.md §3.
 """
 import dataclasses
+import errno
 import ipaddress
 import json
 import os
@@ -174,6 +175,11 @@ class NfqLoop:
     def open(self):
         """Create the socket and bind the queue (OSError on failure)."""
         rc = lib.nfq_loop_open(self._loop)
+        if rc == -errno.EPERM:
+            # The kernel answers EPERM both without CAP_NET_ADMIN and when
+            # another socket owns the queue (nfqnl_recv_config).
+            raise _os_error(errno.EPERM, "NFQUEUE %d (bound by another process, or "
+                                         "CAP_NET_ADMIN missing)" % self.config.queue)
         if rc:
             raise _os_error(-rc, "NFQUEUE %d" % self.config.queue)
         self._opened = True
