@@ -325,6 +325,11 @@ def _payload_header():
     return GDOI_Payload.fields_desc[:3]
 
 
+def _rest_of_payload(name, before):
+    """A field holding what Payload Length leaves after *before* octets."""
+    return XStrLenField(name, b"", length_from=lambda pkt: max(0, (pkt.length or 0) - before))
+
+
 def payload_type_of(pkt):
     """The Next Payload number that announces *pkt*'s class (None when unknown)."""
     for klass in type(pkt).__mro__:
@@ -337,32 +342,27 @@ def payload_type_of(pkt):
 
 class GDOI_HASH(GDOI_Payload):
     name = "GDOI HASH"
-    fields_desc = _payload_header() + [
-        XStrLenField("hash", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+    fields_desc = _payload_header() + [_rest_of_payload("hash", 4)]
 
 
 class GDOI_SIG(GDOI_Payload):
     name = "GDOI SIG"
-    fields_desc = _payload_header() + [
-        XStrLenField("sig", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+    fields_desc = _payload_header() + [_rest_of_payload("sig", 4)]
 
 
 class GDOI_NONCE(GDOI_Payload):
     name = "GDOI NONCE"
-    fields_desc = _payload_header() + [
-        XStrLenField("nonce", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+    fields_desc = _payload_header() + [_rest_of_payload("nonce", 4)]
 
 
 class GDOI_KE(GDOI_Payload):
     name = "GDOI KE"
-    fields_desc = _payload_header() + [
-        XStrLenField("ke", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+    fields_desc = _payload_header() + [_rest_of_payload("ke", 4)]
 
 
 class GDOI_VENDOR_ID(GDOI_Payload):
     name = "GDOI VENDOR ID"
-    fields_desc = _payload_header() + [
-        XStrLenField("vendor_id", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 4))]
+    fields_desc = _payload_header() + [_rest_of_payload("vendor_id", 4)]
 
 
 class GDOI_POP(GDOI_Payload):
@@ -406,7 +406,7 @@ class GDOI_CERT(GDOI_Payload):
     min_length = 5
     fields_desc = _payload_header() + [
         ByteEnumField("cert_encoding", 4, C.CERT_ENCODINGS),
-        XStrLenField("cert_data", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 5)),
+        _rest_of_payload("cert_data", 5),
     ]
 
 
@@ -568,7 +568,7 @@ class GDOI_SAT(GDOI_Payload):
     min_length = 5
     fields_desc = _payload_header() + [
         ByteEnumField("protocol_id", C.TEK_PROTO_ESP, C.SAT_PROTOCOL_IDS),
-        XStrLenField("tek", b"", length_from=lambda pkt: max(0, (pkt.length or 0) - 5)),
+        _rest_of_payload("tek", 5),
     ]
 
     @classmethod
