@@ -155,9 +155,8 @@ class Analyzer:
             report["learned_keks"] = [spi.hex() for spi in learned] or None
 
     def _plaintext_summary(self, report, plain):
-        from scapy_gdoi.rekey import dissect
-        from scapy_gdoi.summary import summarize
-        summary = summarize(dissect(plain))
+        from scapy_gdoi.summary import summarize_bytes
+        summary = summarize_bytes(plain)
         report["seq"] = summary.seq
         report["gap"] = summary.gap
         report["teks"] = summary.teks
@@ -249,7 +248,7 @@ class Analyzer:
 
     def _cisco_ack(self, report, header, message):
         from scapy_gdoi import ack, rekey
-        from scapy_gdoi.summary import summarize
+        from scapy_gdoi.summary import summarize_bytes
         spi = header.spi
         report["kek_spi"] = spi.hex()
         kek = self.keys.kek(spi)
@@ -266,7 +265,7 @@ class Analyzer:
             report["error"] = "cannot decrypt with the KEK of SPI %s: %s" % (spi.hex(), problem)
             return
         report["decrypted"] = True
-        summary = summarize(rekey.dissect(plain))
+        summary = summarize_bytes(plain)
         member = ack.member_id_text(*summary.member_id) if summary.member_id else report["src"]
         report["seq"] = summary.seq
         report["ack"].update(seq=summary.seq, id=member, hash=ack.HASH_VALID)

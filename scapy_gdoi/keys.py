@@ -29,6 +29,9 @@ class KeysFileError(ValueError):
     """The keys file is unreadable or malformed (the message names the entry)."""
 
 
+#: Distinct encoded public keys kept parsed.
+PARSED_KEY_CACHE_SIZE = 64
+
 _ACK_BY_NAME = {name: value for value, name in crypto.ACK_HASH_NAMES.items()}
 
 
@@ -39,6 +42,7 @@ class KeyStore:
         self.keks = {}  # spi -> KEKContext
         self.signing_keys = {}  # spi -> public key (for SPIs whose KEK is unknown yet)
         self.policies = {}  # spi -> summary.KEKPolicyInfo seen in an SA KEK
+        self._parsed_keys = {}  # encoded public key -> key object
 
     # -- lookup ----------------------------------------------------------------------
 
@@ -54,9 +58,16 @@ class KeyStore:
         return context
 
     def add_signing_key(self, spi, public_key):
+        """Attach a verification key (key object, DER or PEM bytes) to a KEK SPI."""
         spi = bytes(spi)
         if not hasattr(public_key, "public_numbers"):
-            public_key = crypto.load_public_key(public_key)
+            encoded = bytes(public_key)
+            # Every rekey repeats SIG_ALGORITHM_KEY: parse each distinct key once.
+            if encoded not in self._parsed_keys:
+                if len(self._parsed_keys) >= PARSED_KEY_CACHE_SIZE:
+                    self._parsed_keys.clear()  # bounded: constant memory on any capture
+                self._parsed_keys[encoded] = crypto.load_public_key(encoded)
+            public_key = self._parsed_keys[encoded]
         self.signing_keys[spi] = public_key
         if spi in self.keks:
             self.keks[spi].public_key = public_key
