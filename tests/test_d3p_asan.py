@@ -15,10 +15,13 @@ import subprocess
 
 import pytest
 
+import d3p_fast
 from d3p_fast import _pure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CSRC = os.path.join(os.path.dirname(HERE), "d3p_fast", "csrc")
+# The C sources shipped with the package under test (package_data), i.e. the
+# ones its extension was compiled from.
+CSRC = os.path.join(os.path.dirname(os.path.abspath(d3p_fast.__file__)), "csrc")
 HARNESS = os.path.join(HERE, "d3p_asan_harness.c")
 U64_MAX = 2 ** 64 - 1
 NOW = 1_764_878_000_000

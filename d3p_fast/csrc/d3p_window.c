@@ -155,3 +155,10 @@ void d3p_check_batch(const uint64_t *timestamps, size_t n, uint64_t now_ms,
 void d3p_noop(void)
 {
 }
+
+int d3p_noop_check_packet(const uint8_t *buf, size_t len, size_t offset, uint64_t now_ms,
+			  uint64_t window_ms, uint64_t *timestamp_out)
+{
+	(void)buf, (void)len, (void)offset, (void)now_ms, (void)window_ms, (void)timestamp_out;
+	return D3P_FRESH;
+}

@@ -67,6 +67,11 @@ void d3p_check_batch(const uint64_t *timestamps, size_t n, uint64_t now_ms,
 
 /* Does nothing: the benchmark's baseline for the cost of one cffi call. */
 void d3p_noop(void);
+
+/* Same arguments as d3p_check_packet(), reads none of them, returns D3P_FRESH:
+ * the benchmark's floor for a cffi call that converts those six arguments. */
+int d3p_noop_check_packet(const uint8_t *buf, size_t len, size_t offset, uint64_t now_ms,
+                          uint64_t window_ms, uint64_t *timestamp_out);
 /* cffi:end */
 
 /*
