@@ -12,6 +12,12 @@ capture analyser.
   P-256/384/521 over ``"rekey" ‖ HDR ‖ payloads before SIG``.
 * The RFC 8263 ACK hash: ONE function, :func:`ack_hash` (DECISIONS.md §2).
 
+ECDSA signatures on the wire (SIG payload data) are raw ``r ‖ s``, each integer
+big-endian and left-padded to the octet size of the curve order: 64, 96 and 132
+octets for P-256, P-384 and P-521 (the fixed-width form IKEv2 uses, RFC 4754 §7).
+:func:`sign` always writes that form; :func:`verify` also accepts a DER
+ECDSA-Sig-Value. RSA signatures are PKCS#1 v1.5, modulus-sized.
+
 The `cryptography` package is imported lazily and guarded: dissection and the ACK
 hash (stdlib :mod:`hmac`) work without it; only cipher and signature calls raise
 :class:`CryptoUnavailable`.

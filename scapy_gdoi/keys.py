@@ -20,7 +20,6 @@ Keys file (JSON, hex strings)::
 """
 import json
 
-from scapy_gdoi import _consts as C
 from scapy_gdoi import crypto
 from scapy_gdoi.rekey import KEKContext
 
@@ -174,6 +173,8 @@ def _kek_from_entry(entry, where):
     spi = _hex(entry, "spi", where, 16)
     key, iv = _hex(entry, "key", where), _hex(entry, "iv", where)
     algorithm = entry.get("algorithm")
+    if not isinstance(algorithm, str):
+        raise KeysFileError("%s: algorithm (aes, 3des or des) is required" % where)
     sig_hash = entry.get("sig_hash")
     ack = entry.get("ack")
     try:
@@ -181,8 +182,7 @@ def _kek_from_entry(entry, where):
             sig_hash = crypto.sig_hash_name(sig_hash)
         if ack is not None and ack not in _ACK_BY_NAME:
             raise crypto.GDOICryptoError("ack must be one of %s" % ", ".join(_ACK_BY_NAME))
-        return KEKContext(spi, algorithm if isinstance(algorithm, str) else "",
-                          key, iv, sig_hash=sig_hash,
+        return KEKContext(spi, algorithm, key, iv, sig_hash=sig_hash,
                           ack_method=_ACK_BY_NAME.get(ack))
     except crypto.GDOICryptoError as exc:
         raise KeysFileError("%s: %s" % (where, exc))

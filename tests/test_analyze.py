@@ -273,6 +273,19 @@ def test_pcapng_and_ipv6(tmp_path, p256):
         (1, "valid", "2001:db8::1"), (2, "valid", "2001:db8::1")]
 
 
+@pytest.mark.parametrize("linktype, framing", [
+    (101, lambda frame: frame[14:]),  # LINKTYPE_RAW: the IP packet itself
+    (1, lambda frame: frame[:12] + b"\x81\x00\x00\x64" + frame[12:]),  # 802.1Q VLAN 100
+    (113, lambda frame: bytes(14) + frame[12:]),  # Linux cooked capture (SLL)
+    (0, lambda frame: struct.pack("<I", 2) + frame[14:]),  # BSD loopback, AF_INET
+])
+def test_other_link_types(tmp_path, p256, linktype, framing):
+    kek = new_kek(signer=p256)
+    path = write_pcap(tmp_path / "link.pcap", [framing(udp848(push(kek, 1)))], linktype)
+    (report,) = run(path, keystore_for(kek))
+    assert report["signature"] == "valid" and report["src"] == KS
+
+
 def test_fragmented_rekey_is_reassembled(tmp_path, p256):
     from scapy.layers.inet import fragment
     kek = new_kek(signer=rsa.generate_private_key(65537, 4096))
@@ -339,6 +352,7 @@ def test_unreadable_capture_and_keys_file_are_clear_cli_errors(tmp_path, vectors
 
 
 @pytest.mark.parametrize("entry, message", [
+    ({"spi": "00" * 16, "key": "00" * 16, "iv": "00" * 16}, "algorithm (aes, 3des or des)"),
     ({"spi": "00" * 16, "algorithm": "rc4", "key": "00" * 16, "iv": "00" * 16},
      "unsupported KEK algorithm"),
     ({"spi": "00" * 15, "algorithm": "aes", "key": "00" * 16, "iv": "00" * 16},
@@ -351,3 +365,15 @@ def test_keys_file_errors_name_the_entry(entry, message):
     with pytest.raises(KeysFileError, match="keks\\[0\\]") as info:
         KeyStore.from_dict({"keks": [entry]})
     assert message in str(info.value)
+
+
+def test_fragment_that_never_completes_is_reported(tmp_path, p256):
+    from scapy.layers.inet import fragment
+    kek = new_kek(signer=p256)
+    datagram = IP(src=KS, dst=GROUP, id=78) / UDP(sport=848, dport=848) / push(kek, 1)
+    pieces = [bytes(Ether() / frag) for frag in fragment(datagram, fragsize=64)]
+    frames = pieces[:-1] + [udp848(push(kek, 2))]  # last fragment lost
+    reports = run(write_pcap(tmp_path / "lost.pcap", frames), keystore_for(kek))
+    assert reports[0]["signature"] == "valid" and reports[0]["seq"] == 2
+    assert reports[1]["frame"] == 1
+    assert reports[1]["error"] == "IP fragments never completed (end of capture)"

@@ -1,6 +1,5 @@
 """KEKContext (decrypt / encrypt / sign / verify) against the real gdoid rekeys, and
 forge_push round trips for every KEK cipher and signature algorithm."""
-import json
 import os
 
 import pytest
@@ -223,3 +222,21 @@ def test_sign_then_encrypt_returns_new_packets(signers):
     assert encrypted.encrypted and encrypted is not signed
     assert not encrypted.haslayer(GDOI_SAK)  # encrypted body stays Raw
     assert kek.decrypt(encrypted)[GDOI_SAK].spi == kek.spi
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(spi=b"short", algorithm="aes", key=b"k" * 16, iv=b"i" * 16), "16 octets"),
+    (dict(spi=b"s" * 16, algorithm="aes", key=b"k" * 17, iv=b"i" * 16), "key must be"),
+    (dict(spi=b"s" * 16, algorithm="3des", key=b"k" * 24, iv=b"i" * 16), "IV must be"),
+    (dict(spi=b"s" * 16, algorithm="idea", key=b"k" * 16, iv=b"i" * 8), "unsupported"),
+])
+def test_kek_context_rejects_bad_key_material(kwargs, message):
+    with pytest.raises(crypto.GDOICryptoError, match=message):
+        KEKContext(**kwargs)
+
+
+def test_from_algorithm_key_splits_iv_and_key():
+    context = KEKContext.from_algorithm_key(b"s" * 16, C.KEK_ALG_AES, bytes(range(48)),
+                                            key_len=32)
+    assert context.iv == bytes(range(16)) and context.key == bytes(range(16, 48))
+    assert context.algorithm_key == bytes(range(48))
