@@ -15,13 +15,18 @@ from d3p_fast._pure import (FRESH, MALFORMED, TOO_NEW, TOO_OLD,  # noqa: F401 (r
                             VERDICT_NAMES, BatchCounts)
 
 IMPLEMENTATION = "c"
-#: D3P_FAST_ABI of the compiled module (checked by d3p_fast/__init__.py).
-COMPILED_ABI = lib.D3P_FAST_ABI
+
+try:
+    #: D3P_FAST_ABI of the compiled module (checked by d3p_fast/__init__.py).
+    COMPILED_ABI = lib.D3P_FAST_ABI
+    _c_verdict = lib.d3p_verdict
+    _c_check_packet = lib.d3p_check_packet
+    _c_check_batch = lib.d3p_check_batch
+except AttributeError as exc:
+    # A module compiled from an older header lacks what this code calls.
+    raise ImportError("d3p_fast._d3p_fast is stale (%s); rebuild it" % exc) from exc
 
 _NULL = ffi.NULL
-_c_verdict = lib.d3p_verdict
-_c_check_packet = lib.d3p_check_packet
-_c_check_batch = lib.d3p_check_batch
 _U64_ALIGNMENT = ffi.alignof("uint64_t")
 
 
@@ -109,8 +114,3 @@ def check_batch(timestamps, now_ms, window_ms, verdicts=None):
     counts = ffi.new("uint64_t[4]")
     _c_check_batch(pointer, len(pointer), now_ms, window_ms, counts, out)
     return BatchCounts(*counts)
-
-
-def noop():
-    """Call the empty C function d3p_noop() (benchmark baseline)."""
-    lib.d3p_noop()

@@ -517,6 +517,17 @@ fake.lib = types.SimpleNamespace(D3P_FAST_ABI=-7, d3p_verdict=None, d3p_check_pa
 sys.modules['d3p_fast._d3p_fast'] = fake"""
 
 
+def test_extension_without_abi_constant_is_refused():
+    # e.g. a module compiled before d3p_window.h existed
+    prelude = (_FAKE_STALE_EXTENSION.replace("D3P_FAST_ABI=-7, ", "")
+               .replace("\n", "\n        "))
+    result = _run_python(_REPORT.format(prelude=prelude))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "python 1"
+    assert "stale" in lines[1] and "D3P_FAST_ABI" in lines[1]
+
+
 def test_stale_extension_abi_is_refused():
     prelude = _FAKE_STALE_EXTENSION.replace("\n", "\n        ")
     result = _run_python(_REPORT.format(prelude=prelude))
