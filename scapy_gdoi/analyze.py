@@ -90,7 +90,8 @@ class Analyzer:
         else:
             try:
                 self._analyze_message(report, datagram.payload)
-            except (wire.WireError, crypto.GDOICryptoError, ValueError) as exc:
+            except (wire.WireError, crypto.GDOICryptoError, ValueError,
+                    crypto.CryptoUnavailable) as exc:
                 report["error"] = str(exc)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop a capture
                 report["error"] = "internal error on this frame: %s: %s" % (
@@ -373,10 +374,11 @@ def format_counts(counts):
 
 def _run(args):
     from scapy_gdoi.capture import CaptureError
+    from scapy_gdoi.crypto import CryptoUnavailable
     from scapy_gdoi.keys import KeyStore, KeysFileError
     try:
         keystore = KeyStore.from_file(args.keys) if args.keys else KeyStore()
-    except KeysFileError as exc:
+    except (KeysFileError, CryptoUnavailable) as exc:
         print("gdoi analyze: %s" % exc, file=sys.stderr)
         return 2
     out = sys.stdout

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.utils import PcapNgWriter, PcapReader  # noqa: E402
 
@@ -22,26 +21,10 @@ from scapy_gdoi.forge import GAPPolicy, PushPolicy, TEKPolicy, forge_push  # noq
 from scapy_gdoi.keys import KeyStore, KeysFileError  # noqa: E402
 from scapy_gdoi.rekey import KEKContext  # noqa: E402
 
-KS, GROUP, MEMBER = "10.0.0.1", "239.1.1.1", "10.0.0.5"
+from capture_helpers import GROUP, KS, MEMBER, udp848, write_pcap  # noqa: E402
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def write_pcap(path, frames, linktype=1):
-    """Classic pcap writer, byte-exact: frames are bytes or (captured, original length)."""
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
-        for index, frame in enumerate(frames):
-            data, wire_len = frame if isinstance(frame, tuple) else (frame, len(frame))
-            handle.write(struct.pack("<IIII", 1700000000 + index, 0, len(data), wire_len))
-            handle.write(data)
-    return path
-
-
-def udp848(payload, src=KS, dst=GROUP):
-    ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
-    return bytes(Ether() / ip / UDP(sport=848, dport=848) / payload)
-
 
 def run(path, keystore=None):
     return list(analyze_capture(path, keystore))
