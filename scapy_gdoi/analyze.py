@@ -39,8 +39,9 @@ _KIND_BY_EXCHANGE = {
     C.EXCH_CISCO_REKEY_ACK: KIND_CISCO_ACK,
 }
 
-#: Rekeys remembered per KEK for ACK matching (bounded: constant memory).
-REKEYS_REMEMBERED_PER_KEK = 4096
+#: Rekeys remembered per KEK for ACK matching (bounded: constant memory). ACKs follow
+#: their rekey within seconds (RFC 8263), so the last 256 rekeys of a KEK are plenty.
+REKEYS_REMEMBERED_PER_KEK = 256
 
 SEQ_FIRST, SEQ_OK, SEQ_REPLAY, SEQ_GAP = "first", "ok", "replay", "gap"
 

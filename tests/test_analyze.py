@@ -360,3 +360,33 @@ def test_fragment_that_never_completes_is_reported(tmp_path, p256):
     assert reports[0]["signature"] == "valid" and reports[0]["seq"] == 2
     assert reports[1]["frame"] == 1
     assert reports[1]["error"] == "IP fragments never completed (end of capture)"
+
+
+def test_memory_stays_flat_on_long_captures(tmp_path, p256):
+    import tracemalloc
+    from scapy_gdoi.forge import build_push
+    kek = new_kek(signer=p256, ack_method=C.KEK_ACK_SHA256)
+    template = kek.sign_bytes(build_push(PushPolicy(kek, 1, teks=[TEKPolicy(1)])))
+    header = bytes(Ether() / IP(src=KS, dst=GROUP) / UDP(sport=848, dport=848))
+
+    def capture(count):
+        path = tmp_path / ("%d.pcap" % count)
+        frames = []
+        for seq in range(1, count + 1):
+            plain = template[:32] + seq.to_bytes(4, "big") + template[36:]
+            message = kek.seal_bytes(plain)
+            frames.append(header[:16] + (20 + 8 + len(message)).to_bytes(2, "big")
+                          + header[18:38] + (8 + len(message)).to_bytes(2, "big")
+                          + header[40:] + message)
+        return write_pcap(path, frames)
+
+    peaks = []
+    for count in (300, 300, 3000):  # the first run pays one-off import and cache costs
+        path = capture(count)
+        tracemalloc.start()
+        valid = sum(r["signature"] == "valid" for r in analyze_capture(path, keystore_for(kek)))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert valid == count
+    # Ten times the messages, (nearly) the same peak: nothing grows with the capture.
+    assert peaks[2] - peaks[1] < 256 * 1024, peaks
