@@ -93,10 +93,10 @@ class Analyzer:
                 self._analyze_message(report, datagram.payload)
             except (wire.WireError, crypto.GDOICryptoError, ValueError,
                     crypto.CryptoUnavailable) as exc:
-                report["error"] = str(exc)
+                _add_error(report, str(exc))
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop a capture
-                report["error"] = "internal error on this frame: %s: %s" % (
-                    type(exc).__name__, exc)
+                _add_error(report, "internal error on this frame: %s: %s" % (
+                    type(exc).__name__, exc))
             if datagram.error:
                 # The capture-level cause first (e.g. cut by the snap length).
                 report["error"] = "; ".join(e for e in (datagram.error, report["error"]) if e)
@@ -173,7 +173,8 @@ class Analyzer:
         kek = self.keys.kek(spi)
         if not header.encrypted:
             plain = message
-            report["error"] = "GROUPKEY-PUSH without the E flag (RFC 6407 §4 sends it encrypted)"
+            _add_error(report, "GROUPKEY-PUSH without the E flag (RFC 6407 §4 sends it "
+                               "encrypted)")
         elif kek is None:
             report["signature"] = rekey.SIG_UNVERIFIED
             report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
@@ -192,29 +193,32 @@ class Analyzer:
             report["kek"] = _kek_context_report(kek)
         self._check_signature(report, kek, plain)
         if summary.seq is None:
-            report["error"] = report["error"] or "GROUPKEY-PUSH without a SEQ payload"
+            _add_error(report, "GROUPKEY-PUSH without a SEQ payload")
         elif report["signature"] != rekey.SIG_INVALID:
             status, missing = self.seqs.check(spi, summary.seq)
             report["seq_status"] = status
             if missing:
-                report["error"] = "%d rekey(s) missing before SEQ %d" % (missing, summary.seq)
+                _add_error(report, "%d rekey(s) missing before SEQ %d" % (missing,
+                                                                         summary.seq))
             elif status == SEQ_REPLAY:
-                report["error"] = "SEQ %d is not above the last accepted SEQ %d (replay)" % (
-                    summary.seq, self.seqs.last[spi])
+                _add_error(report, "SEQ %d is not above the last accepted SEQ %d (replay)" % (
+                    summary.seq, self.seqs.last[spi]))
             self._remember_rekey(spi, summary.seq, report["frame"])
             learned = self.keys.learn(summary, via_spi=spi)
             report["learned_keks"] = [s.hex() for s in learned] or None
 
     def _check_signature(self, report, kek, plain):
-        from scapy_gdoi import rekey
+        from scapy_gdoi import crypto, rekey
         if kek is None or kek.public_key is None:
             report["signature"] = rekey.SIG_UNVERIFIED
             return
-        used = kek.signature_hash(plain)
+        try:
+            used = kek.signature_hash(plain)
+        except crypto.GDOICryptoError as exc:  # e.g. no SIG payload at all
+            used = None
+            _add_error(report, str(exc))
         report["signature"] = rekey.SIG_VALID if used else rekey.SIG_INVALID
-        if used:
-            report["sig_hash"] = C.SIG_HASH_ALGORITHMS.get(used, str(used)) if isinstance(
-                used, int) else used
+        report["sig_hash"] = _hash_label(used)
 
     def _remember_rekey(self, spi, seq, frame):
         remembered = self.rekeys[spi]
@@ -227,8 +231,7 @@ class Analyzer:
         if entry is None:
             return None
         if member in entry["acked"]:
-            report["error"] = report["error"] or "duplicate ACK from %s for SEQ %d" % (
-                member, seq)
+            _add_error(report, "duplicate ACK from %s for SEQ %d" % (member, seq))
         entry["acked"].add(member)
         return entry["frame"]
 
@@ -275,6 +278,21 @@ class Analyzer:
             report["ack"]["rekey_frame"] = self._match(report, spi, summary.seq, member)
 
 
+def _add_error(report, message):
+    """Errors accumulate: a frame can be both cut short and a replay."""
+    report["error"] = message if not report["error"] else report["error"] + "; " + message
+
+
+def _hash_label(hash_alg):
+    """"SHA1"-style name of a SIG_HASH_ALGORITHM number or hashlib name (None stays)."""
+    if hash_alg is None:
+        return None
+    from scapy_gdoi import crypto
+    name = crypto.sig_hash_name(hash_alg)
+    number = next(n for n, v in crypto.SIG_HASH_NAMES.items() if v == name)
+    return C.SIG_HASH_ALGORITHMS[number]
+
+
 def _kek_report(policy):
     from scapy_gdoi.keys import kek_algorithm_name
     return {"spi": policy.spi.hex(), "algorithm": kek_algorithm_name(policy.algorithm),
@@ -294,8 +312,7 @@ def _kek_context_report(kek):
             pass
     return {"spi": kek.spi.hex(), "algorithm": kek.cipher.name, "key_bits": len(kek.key) * 8,
             "ack_requested": _ack_name(kek.ack_method),
-            "sig_hash": C.SIG_HASH_ALGORITHMS.get(kek.sig_hash) if isinstance(
-                kek.sig_hash, int) else kek.sig_hash,
+            "sig_hash": _hash_label(kek.sig_hash),
             "sig_algorithm": sig_algorithm}
 
 
