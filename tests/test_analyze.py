@@ -390,3 +390,15 @@ def test_memory_stays_flat_on_long_captures(tmp_path, p256):
         assert valid == count
     # Ten times the messages, (nearly) the same peak: nothing grows with the capture.
     assert peaks[2] - peaks[1] < 256 * 1024, peaks
+
+
+def test_fragmented_ipv6_rekey_is_reassembled(tmp_path):
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+    kek = new_kek(signer=rsa.generate_private_key(65537, 4096))
+    datagram = (IPv6(src="2001:db8::1", dst="ff05::1") / IPv6ExtHdrFragment(id=9)
+                / UDP(sport=848, dport=848) / push(kek, 1))
+    frames = [bytes(Ether() / frag) for frag in fragment6(datagram, 400)]
+    assert len(frames) > 2
+    (report,) = run(write_pcap(tmp_path / "frag6.pcap", frames[1:] + frames[:1]),
+                    keystore_for(kek))
+    assert report["signature"] == "valid" and report["src"] == "2001:db8::1"
