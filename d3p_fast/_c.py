@@ -66,10 +66,12 @@ def _octets(data):
 
 
 def _check_packet_general(data, now_ms, window_ms, offset):
+    # Same order of checks as _pure.check_packet, so a call with two bad
+    # arguments raises the same error from both implementations.
+    octets = _octets(data)
     now_ms = _pure.as_u64(now_ms, "now_ms")
     window_ms = _pure.as_u64(window_ms, "window_ms")
     offset = _pure.as_offset(offset)
-    octets = _octets(data)
     if offset > len(octets):  # also covers offsets that do not fit a size_t
         return MALFORMED
     return _c_check_packet(octets, len(octets), offset, now_ms, window_ms, _NULL)

@@ -160,17 +160,10 @@ def verdict(timestamp_ms, now_ms, window_ms):
                    as_u64(window_ms, "window_ms"))
 
 
-def parse_timestamp(data, offset=0):
-    """Return the Timestamp of the D3P header at *data[offset]*, or None if malformed.
-
-    Malformed means: fewer than 12 octets from *offset*, a Header Length below 3
-    or running past the buffer, or a Timestamp Type other than POSIX-TIME-MSEC.
-    """
-    view = packet_view(data)
-    offset = as_offset(offset)
-    end = offset + D3P_HEADER_LEN
-    if end > len(view):
-        return None
+def _header_timestamp(view, offset):
+    # The checks of DECISIONS.md §3, in the order d3p_check_packet() makes them.
+    if offset + D3P_HEADER_LEN > len(view):
+        return None  # truncated, or offset past the end
     header_words = view[offset + 1]
     # Header Length > 3 announces extra 4-octet words: legal while they fit.
     if (header_words < D3P_MIN_HEADER_LEN_UNITS
@@ -181,16 +174,28 @@ def parse_timestamp(data, offset=0):
     return _TIMESTAMP.unpack_from(view, offset + _TIMESTAMP_OFFSET)[0]
 
 
+def parse_timestamp(data, offset=0):
+    """Return the Timestamp of the D3P header at *data[offset]*, or None if malformed.
+
+    Malformed means: fewer than 12 octets from *offset*, a Header Length below 3
+    or running past the buffer, or a Timestamp Type other than POSIX-TIME-MSEC.
+    """
+    view = packet_view(data)
+    return _header_timestamp(view, as_offset(offset))
+
+
 def check_packet(data, now_ms, window_ms, offset=0):
     """Verdict for the D3P header at *data[offset]*: MALFORMED or the window verdict.
 
     :param data: any bytes-like object (bytes, bytearray, memoryview, numpy array)
     :param offset: where the D3P header starts; beyond the end of data is MALFORMED
-    :raises TypeError, ValueError: for arguments of the wrong type or range
+    :raises TypeError, ValueError: for arguments of the wrong type or range, checked
+        in the order data, now_ms, window_ms, offset
     """
+    view = packet_view(data)
     now_ms = as_u64(now_ms, "now_ms")
     window_ms = as_u64(window_ms, "window_ms")
-    timestamp = parse_timestamp(data, offset)
+    timestamp = _header_timestamp(view, as_offset(offset))
     if timestamp is None:
         return MALFORMED
     return _window(timestamp, now_ms, window_ms)

@@ -295,6 +295,18 @@ def test_bad_offset(impl, bad, error):
         impl.parse_timestamp(header(NOW), bad)
 
 
+@pytest.mark.parametrize("args, error, match", [
+    (("str", -1, -1, -1), TypeError, "bytes-like"),
+    ((b"", -1, "W", -1), ValueError, "now_ms"),
+    ((b"", 0, -1, "offset"), ValueError, "window_ms"),
+    ((bytearray(), 0, 0, 1.5), TypeError, "offset"),
+])
+def test_first_bad_argument_is_reported(impl, args, error, match):
+    # Both implementations check in the order data, now_ms, window_ms, offset.
+    with pytest.raises(error, match=match):
+        impl.check_packet(*args)
+
+
 def test_integer_like_arguments_are_accepted(impl):
     assert impl.verdict(np.uint64(NOW), np.int64(NOW - W - 1), np.uint32(W)) == impl.TOO_NEW
     assert impl.verdict(True, False, 0) == impl.TOO_NEW
