@@ -457,6 +457,35 @@ def test_c_and_python_agree_on_batches(c_impl, pure, values, now, window):
     assert list(out_c) == [expected_verdict(t, now, window) for t in values]
 
 
+def _outcome(function, *args):
+    """The verdict, or the error type and message: never any other exception."""
+    try:
+        return "ok", function(*args)
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+anything = st.one_of(st.integers(-(2 ** 65), 2 ** 65), u64, st.floats(), st.none(),
+                     st.booleans(), st.text(max_size=3), st.binary(max_size=3))
+buffers = st.one_of(st.binary(max_size=30), st.binary(max_size=30).map(bytearray),
+                    st.text(max_size=3), st.integers(), st.none(),
+                    st.lists(u64, max_size=5).map(lambda v: array.array("Q", v)),
+                    st.lists(st.integers(-5, 5), max_size=5).map(lambda v: array.array("q", v)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=buffers, now=anything, window=anything, offset=anything)
+def test_c_and_python_fail_alike_on_bad_arguments(c_impl, pure, data, now, window, offset):
+    assert (_outcome(c_impl.check_packet, data, now, window, offset)
+            == _outcome(pure.check_packet, data, now, window, offset))
+    assert (_outcome(c_impl.parse_timestamp, data, offset)
+            == _outcome(pure.parse_timestamp, data, offset))
+    assert _outcome(c_impl.verdict, offset, now, window) == _outcome(pure.verdict, offset, now,
+                                                                     window)
+    assert (_outcome(c_impl.check_batch, data, now, window)
+            == _outcome(pure.check_batch, data, now, window))
+
+
 def test_c_and_python_agree_on_a_large_numpy_batch(c_impl, pure):
     rng = np.random.default_rng(20261204)
     values = rng.integers(NOW - 3 * W, NOW + 3 * W, size=20000, dtype=np.uint64)
