@@ -238,7 +238,7 @@ def receive_ack(table, message, kek, member_id=None, method=None):
     """
     from scapy_gdoi.policy import ACK_KIND_CISCO, ACK_KIND_RFC8263
     from scapy_gdoi.rekey import plaintext_problem
-    from scapy_gdoi.summary import summarize
+    from scapy_gdoi.summary import summarize_bytes
     message = bytes(message)
     header = wire.Header(message)
     if is_cisco_ack(header):
@@ -248,7 +248,7 @@ def receive_ack(table, message, kek, member_id=None, method=None):
         except (crypto.GDOICryptoError, wire.WireError):
             plain = None
         if plain is not None and plaintext_problem(plain) is None:
-            summary = summarize(dissect(plain))
+            summary = summarize_bytes(plain)
             hash_valid, seq = summary.seq is not None, summary.seq
             member = summary.member_id and member_id_text(*summary.member_id)
         if seq is None:

@@ -27,7 +27,7 @@ from scapy_gdoi import _consts as C
 #: Every report has these keys (None when they do not apply).
 FIELDS = ("frame", "time", "src", "dst", "kind", "exchange", "kek_spi", "seq",
           "seq_status", "encrypted", "decrypted", "signature", "sig_hash", "gap", "kek", "teks",
-          "learned_keks", "ack", "error")
+          "deletes", "learned_keks", "ack", "error")
 
 KIND_PHASE1, KIND_PULL, KIND_REKEY = "phase1", "pull", "rekey"
 KIND_ACK, KIND_CISCO_ACK, KIND_OTHER = "ack", "cisco-ack", "other"
@@ -162,6 +162,7 @@ class Analyzer:
         report["seq"] = summary.seq
         report["gap"] = summary.gap
         report["teks"] = summary.teks
+        report["deletes"] = summary.deletes or None
         if summary.keks:
             report["kek"] = _kek_report(summary.keks[0])
         return summary
@@ -373,6 +374,8 @@ def format_report(report):
         details.append("TEKs " + ", ".join("%s/%s/%s" % (t["spi"], t["protocol"],
                                                          t["transform"])
                                            for t in report["teks"]))
+    if report["deletes"]:
+        details.append("DELETE " + ", ".join(",".join(d["spis"]) for d in report["deletes"]))
     if report["learned_keks"]:
         details.append("learned KEK " + ", ".join(report["learned_keks"]))
     lines.extend("         " + d for d in details)
@@ -390,6 +393,13 @@ def format_counts(counts):
     return "Summary: " + (line or "no GDOI messages") + ("; " + extra if extra else "")
 
 
+def _json_value(value):
+    # Attribute data of unexpected shape arrives as bytes: show it as hex, never crash.
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    raise TypeError("not JSON serialisable: %r" % (value,))
+
+
 def _run(args):
     from scapy_gdoi.capture import CaptureError
     from scapy_gdoi.crypto import CryptoUnavailable
@@ -403,7 +413,7 @@ def _run(args):
     try:
         for report in analyze_capture(args.capture, keystore):
             if args.json:
-                out.write(json.dumps(report, sort_keys=True) + "\n")
+                out.write(json.dumps(report, sort_keys=True, default=_json_value) + "\n")
             else:
                 out.write(format_report(report) + "\n")
     except CaptureError as exc:

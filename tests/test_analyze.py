@@ -212,6 +212,13 @@ def test_new_kek_from_a_rekey_is_used_for_the_next_one(tmp_path, p256):
     assert reports[1]["kek_spi"] == successor.spi.hex()
 
 
+def test_deletes_are_reported(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    frames = [udp848(push(kek, 1, deletes=[(C.TEK_PROTO_ESP, [b"\x00\x00\x10\x01"])]))]
+    (report,) = run(write_pcap(tmp_path / "del.pcap", frames), keystore_for(kek))
+    assert report["deletes"] == [{"protocol": C.TEK_PROTO_ESP, "spis": ["00001001"]}]
+
+
 def test_sequence_replays_and_gaps_are_reported(tmp_path, p256):
     kek = new_kek(signer=p256)
     frames = [udp848(push(kek, seq)) for seq in (1, 2, 2, 5, 6)]
