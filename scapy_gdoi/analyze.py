@@ -413,7 +413,7 @@ def _run(args):
     try:
         for report in analyze_capture(args.capture, keystore):
             if args.json:
-                out.write(json.dumps(report, sort_keys=True, default=_json_value) + "\n")
+                out.write(json.dumps(report, default=_json_value) + "\n")
             else:
                 out.write(format_report(report) + "\n")
     except CaptureError as exc:

@@ -409,3 +409,13 @@ def test_fragmented_ipv6_rekey_is_reassembled(tmp_path):
     (report,) = run(write_pcap(tmp_path / "frag6.pcap", frames[1:] + frames[:1]),
                     keystore_for(kek))
     assert report["signature"] == "valid" and report["src"] == "2001:db8::1"
+
+
+def test_plaintext_rfc3547_pull_reports_its_teks(vectors_dir):
+    # tests/vectors/README: the loopback PULL hands out ESP TEKs 0x1122aabb and 0x3344ccdd
+    # in the RFC 3547 SA TEK encoding (1-octet ID Data Length).
+    reports = run(vectors_dir / "gdoid-loopback-ks-plaintext-DERIVED.pcap")
+    with_teks = [r for r in reports if r["teks"]]
+    assert len(with_teks) == 1 and with_teks[0]["kind"] == "pull"
+    assert [t["spi"] for t in with_teks[0]["teks"]] == ["1122aabb", "3344ccdd"]
+    assert all(r["error"] is None for r in reports)
