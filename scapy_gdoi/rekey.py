@@ -13,7 +13,8 @@ the group's signing keys; its methods take a packet (or bytes) and return NEW pa
   received header.
 * ``seal(pkt)`` = sign then encrypt; ``open(pkt)`` = decrypt then verify.
 
-:func:`forge_push` builds a complete GROUPKEY-PUSH from a :class:`PushPolicy`.
+Building a whole GROUPKEY-PUSH from a policy is :func:`scapy_gdoi.forge.forge_push`;
+RFC 8263 ACKs are :mod:`scapy_gdoi.ack`.
 """
 from scapy_gdoi import _consts as C
 from scapy_gdoi import crypto, wire
