@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -60,11 +59,11 @@ def _rusage():
     return r.ru_utime, r.ru_stime
 
 
-def consume_ours(verify, batch):
+def consume_ours(verify, batch, coalesce_us):
     """Our C loop, driven from Python exactly as `gdoi d3p enforce` does."""
     from d3p_fast.nfq import NfqConfig, NfqLoop
     config = NfqConfig(queue=QUEUE, window_ms=10000, mode="enforce" if verify else "pass",
-                       batch=batch)
+                       batch=batch, coalesce_us=coalesce_us)
     loop = NfqLoop(config).open()
     u0, s0 = _rusage()
     print("READY", flush=True)
@@ -85,12 +84,25 @@ def consume_ours(verify, batch):
     loop.stop()
     loop.join()
     u1, s1 = _rusage()
+    kernel = kernel_queue_counters(QUEUE)
     stats = loop.stats()
     loop.close()
     c = stats["counters"]
     return {"packets": seen, "first": first, "last": last, "user": u1 - u0, "system": s1 - s0,
             "errors": c["input_too_old"] + c["input_too_new"] + c["input_malformed"],
-            "recv_calls": c["recv_calls"], "send_calls": c["send_calls"]}
+            "recv_calls": c["recv_calls"], "send_calls": c["send_calls"], "kernel": kernel}
+
+
+def kernel_queue_counters(queue):
+    """The kernel's own drop counters for a bound queue (nfnetlink_queue's
+    /proc file: number, portid, total, mode, range, queue_dropped,
+    user_dropped, id_sequence, 1)."""
+    with open("/proc/net/netfilter/nfnetlink_queue") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[0]) == queue:
+                return {"queue_dropped": int(fields[5]), "user_dropped": int(fields[6])}
+    return {}
 
 
 def d3p_check_python(payload, now_ms, window_ms, proto=_consts.D3P_IP_PROTO):
@@ -175,7 +187,8 @@ class Namespaces:
             sh("ip", "addr", "add", addr + "/24", "dev", dev, ns=ns)
             sh("ip", "link", "set", dev, "up", ns=ns)
         # Count what gets past the (mangle) queue into the filter table.
-        sh("iptables", "-w", "-A", "INPUT", "-p", _consts.D3P_IP_PROTO, ns=self.receiver)
+        sh("iptables", "-w", "-A", "INPUT", "-p", _consts.D3P_IP_PROTO, "-j", "ACCEPT",
+           ns=self.receiver)
         return self
 
     def __exit__(self, *exc):
@@ -185,9 +198,11 @@ class Namespaces:
     def delivered(self):
         out = sh("iptables", "-w", "-L", "INPUT", "-v", "-x", "-n", ns=self.receiver)
         for line in out.splitlines():
-            if str(_consts.D3P_IP_PROTO) in line.split()[3:4]:
-                return int(line.split()[0])
-        return 0
+            fields = line.split()
+            # pkts bytes target prot opt in out source destination
+            if fields[2:4] == ["ACCEPT", str(_consts.D3P_IP_PROTO)]:
+                return int(fields[0])
+        raise RuntimeError("no counting rule in:\n" + out)
 
     def reset_counter(self):
         sh("iptables", "-w", "-Z", "INPUT", ns=self.receiver)
@@ -223,7 +238,7 @@ def run_case(ns, name, consumer_cmd, blast, args):
         result.update(packets=r["packets"], pps=r["packets"] / span,
                       user_us=1e6 * r["user"] / max(r["packets"], 1),
                       system_us=1e6 * r["system"] / max(r["packets"], 1),
-                      errors=r.get("errors", 0),
+                      errors=r.get("errors", 0), kernel=r.get("kernel"),
                       syscalls=(r["recv_calls"] + r["send_calls"]) if "recv_calls" in r else None)
         result["total_us"] = result["user_us"] + result["system_us"]
     else:
@@ -233,20 +248,21 @@ def run_case(ns, name, consumer_cmd, blast, args):
     return result
 
 
-def consumer_commands(minimal, batch):
+def consumer_commands(minimal, batch, coalesce_us):
     me = [sys.executable, os.path.abspath(__file__)]
+    ours = ["--batch", str(batch), "--coalesce-us", str(coalesce_us)]
     return [
         ("no queue (kernel ceiling)", None),
         ("minimal C loop (1 recv + 1 verdict / packet)", [minimal, str(QUEUE), str(int(IDLE_S * 1000))]),
         ("python netfilterqueue + check in Python", me + ["--consumer", "netfilterqueue"]),
-        ("our loop, verification off", me + ["--consumer", "ours-off", "--batch", str(batch)]),
-        ("our loop, verification on", me + ["--consumer", "ours-on", "--batch", str(batch)]),
+        ("our loop, verification off", me + ["--consumer", "ours-off"] + ours),
+        ("our loop, verification on", me + ["--consumer", "ours-on"] + ours),
     ]
 
 
 def print_table(results):
-    print("%-46s %8s %8s %9s %8s %8s %8s" % ("configuration", "handled", "lost", "pkt/s",
-                                            "user us", "sys us", "total us"))
+    print("%-46s %8s %8s %9s %8s %8s %8s %9s" % ("configuration", "handled", "lost", "pkt/s",
+                                                 "user us", "sys us", "total us", "syscalls"))
     for r in results:
         if "error" in r:
             print("%-46s unavailable: %s" % (r["name"], r["error"]))
@@ -254,14 +270,30 @@ def print_table(results):
         lost = r["sent"] - r["packets"]
         cpu = ("%8.3f %8.3f %8.3f" % (r["user_us"], r["system_us"], r["total_us"])
                if "user_us" in r else "%8s %8s %8s" % ("-", "-", "-"))
-        print("%-46s %8d %8d %9.0f %s" % (r["name"], r["packets"], lost, r["pps"], cpu))
+        calls = r.get("syscalls")
+        per_packet = "%9.3f" % (calls / r["packets"]) if calls and r["packets"] else "%9s" % "-"
+        print("%-46s %8d %8d %9.0f %s %s" % (r["name"], r["packets"], lost, r["pps"], cpu,
+                                             per_packet))
+    print("(syscalls: recv + send calls per packet, our loop only; the minimal loop makes 2)")
+
+
+def median_runs(runs):
+    """Per configuration, the run with the median total CPU per packet (the
+    median rate for the no-queue row), so one noisy run does not decide."""
+    chosen = []
+    for per_config in zip(*runs):
+        ok = [r for r in per_config if "error" not in r]
+        if not ok:
+            chosen.append(per_config[0])
+            continue
+        key = (lambda r: r["total_us"]) if "total_us" in ok[0] else (lambda r: r["pps"])
+        chosen.append(sorted(ok, key=key)[len(ok) // 2])
+    return chosen
 
 
 def print_targets(results):
-    by = {r["name"].split(" (")[0].split(",")[0] if False else r["name"]: r for r in results}
-    names = [r["name"] for r in results]
-    get = lambda i: by[names[i]] if "error" not in by[names[i]] else None  # noqa: E731
-    minimal, python, off, on = get(1), get(2), get(3), get(4)
+    usable = [None if "error" in r else r for r in results]
+    minimal, python, off, on = usable[1:5]
     print()
     if on is None:
         print("our loop did not run; no ratios")
@@ -292,6 +324,10 @@ def main():
     parser.add_argument("--sender-cpu", type=int, default=0)
     parser.add_argument("--consumer-cpu", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64, help="our loop's recvmmsg batch")
+    parser.add_argument("--coalesce-us", type=int, default=50,
+                        help="our loop's interrupt moderation (default 50, as the CLI)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of every configuration; the median is reported")
     parser.add_argument("--consumer", choices=("ours-on", "ours-off", "netfilterqueue"),
                         help=argparse.SUPPRESS)  # internal: run one consumer
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -300,7 +336,7 @@ def main():
         if args.consumer == "netfilterqueue":
             result = consume_netfilterqueue()
         else:
-            result = consume_ours(args.consumer == "ours-on", args.batch)
+            result = consume_ours(args.consumer == "ours-on", args.batch, args.coalesce_us)
         print(json.dumps(result), flush=True)
         return 0
     if os.geteuid() != 0:
@@ -315,12 +351,15 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         minimal, blast = build_helpers(workdir)
         with Namespaces() as ns:
-            results = [run_case(ns, name, cmd, blast, args)
-                       for name, cmd in consumer_commands(minimal, args.batch)]
+            runs = [[run_case(ns, name, cmd, blast, args)
+                     for name, cmd in consumer_commands(minimal, args.batch, args.coalesce_us)]
+                    for _ in range(args.repeat)]
+    results = median_runs(runs)
+    print("median of %d runs per configuration" % args.repeat)
     print_table(results)
     print_targets(results)
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps(runs, indent=1))
     return 0
 
 

@@ -62,9 +62,13 @@ def _common(parser, chain, match):
                         help="pin the loop of queue i to CPU i modulo the CPUs we may use")
     parser.add_argument("--fail-open", action="store_true",
                         help="accept packets instead of dropping them when the queue is full")
-    parser.add_argument("--queue-maxlen", type=_positive_int, default=4096, metavar="N")
-    parser.add_argument("--rcvbuf", type=_positive_int, default=8 << 20, metavar="BYTES",
-                        help="socket receive buffer (default 8 MiB)")
+    parser.add_argument("--queue-maxlen", type=_positive_int, default=16384, metavar="N",
+                        help="packets the kernel queues for us at most (default 16384)")
+    parser.add_argument("--rcvbuf", type=_positive_int, default=16 << 20, metavar="BYTES",
+                        help="socket receive buffer (default 16 MiB)")
+    parser.add_argument("--coalesce-us", type=_positive_int, default=50, metavar="US",
+                        help="after a partial batch, let packets gather this long before "
+                             "receiving again: fewer wake-ups per packet (default 50, 0: off)")
     parser.add_argument("--batch", type=int, default=64, metavar="N",
                         help="datagrams taken per recvmmsg() (default 64)")
     parser.add_argument("--copy-range", type=int, default=None, metavar="BYTES",
@@ -141,6 +145,7 @@ def _configs(args, mode, window_ms, **extra):
     return [NfqConfig(queue=args.queue + i, mode=mode, window_ms=window_ms,
                       fail_open=args.fail_open, queue_maxlen=args.queue_maxlen,
                       rcvbuf=args.rcvbuf, batch=args.batch, copy_range=args.copy_range,
+                      coalesce_us=args.coalesce_us,
                       d3p_proto=args.proto, **extra).validate()
             for i in range(args.queues)]
 

@@ -50,6 +50,8 @@ struct nfq_config {
     uint32_t batch;            /* datagrams per recvmmsg() */
     uint32_t history_per_minute;
     uint32_t idle_timeout_ms;  /* SO_RCVTIMEO: the longest a stop request waits */
+    uint32_t coalesce_us;      /* after answering a partial round, let packets
+                                  gather this long before receiving again (0: no) */
     uint64_t window_ms;
 };
 
