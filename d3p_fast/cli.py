@@ -84,7 +84,7 @@ def _common(parser, chain, match):
     parser.add_argument("--install-rule", action="store_true",
                         help="add the iptables NFQUEUE rule and remove it at exit")
     parser.add_argument("--chain", default=chain, help="chain for --install-rule (%s)" % chain)
-    parser.add_argument("--match", default=match, metavar="ARGS",
+    parser.add_argument("--match", default=None, metavar="ARGS",
                         help="iptables match for --install-rule (default %r)" % match)
     parser.add_argument("--queue-bypass", action="store_true",
                         help="with --install-rule: accept, not drop, while no loop is bound")
@@ -109,7 +109,7 @@ def _add_enforce(d3p_commands):
                    help="take GSO packets unsegmented (NFQA_CFG_F_GSO)")
     p.add_argument("--no-verify", action="store_true",
                    help="accept everything without looking (benchmark baseline)")
-    _common(p, "INPUT", "-p %d" % _consts.D3P_IP_PROTO)
+    _common(p, "INPUT", "-p PROTO")
     p.set_defaults(func=enforce)
 
 
@@ -197,6 +197,14 @@ class _WindowFile:
         print("gdoi d3p enforce: window now %d ms" % window_ms, file=sys.stderr)
 
 
+def default_match(args, what):
+    """The iptables match of --install-rule: --match, or D3P packets (enforce),
+    or all UDP (stamp)."""
+    if args.match is not None:
+        return args.match
+    return "-p %d" % args.proto if what == "enforce" else "-p udp"
+
+
 def _serve(args, configs, what):
     from d3p_fast.nfq import NfqGroup, write_stats
     from d3p_fast.nfq_rules import NfqueueRule, RuleError
@@ -220,7 +228,7 @@ def _serve(args, configs, what):
             return 1
         if args.install_rule:
             rule = NfqueueRule(args.chain, [c.queue for c in configs],
-                               shlex.split(args.match), bypass=args.queue_bypass)
+                               shlex.split(default_match(args, what)), bypass=args.queue_bypass)
             try:
                 rule.install()
             except RuleError as exc:

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The enforcer's Python side without a kernel queue: configuration checks,
+window ranges, the stats summary, the IOS-style report, the iptables rule
+it would add, and the CLI's answers to bad input.  No root needed."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from scapy_gdoi import _consts
+from scapy_gdoi.cli import main
+
+nfq = pytest.importorskip("d3p_fast.nfq", reason="C extension not built")
+from d3p_fast import nfq_report, nfq_rules  # noqa: E402
+from d3p_fast.cli import parse_window_text  # noqa: E402
+
+
+# --- windows -------------------------------------------------------------------
+
+@pytest.mark.parametrize("sec,msec,expected", [(1, None, 1000), (100, None, 100000),
+                                               (None, 100, 100), (None, 10000, 10000)])
+def test_window_ranges_as_on_the_key_server(sec, msec, expected):
+    assert nfq.window_ms_from(sec=sec, msec=msec) == expected
+
+
+@pytest.mark.parametrize("kwargs", [{"sec": 0}, {"sec": 101}, {"msec": 99}, {"msec": 10001},
+                                    {}, {"sec": 1, "msec": 100}])
+def test_window_outside_the_ranges_is_refused(kwargs):
+    with pytest.raises(ValueError):
+        nfq.window_ms_from(**kwargs)
+
+
+@pytest.mark.parametrize("text,expected", [("msec 500", 500), ("sec 5\n", 5000), ("2500", 2500)])
+def test_window_file_forms(text, expected):
+    assert parse_window_text(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "msec", "sec 0", "minutes 5", "msec 50", "1 2 3", "abc"])
+def test_bad_window_file_text(text):
+    with pytest.raises(ValueError):
+        parse_window_text(text)
+
+
+# --- configuration -----------------------------------------------------------
+
+@pytest.mark.parametrize("change,error", [
+    ({"mode": "inspect"}, ValueError), ({"action": "reject"}, ValueError),
+    ({"window_ms": 99}, ValueError), ({"window_ms": 100001}, ValueError),
+    ({"window_ms": 1000.0}, TypeError), ({"queue": 65536}, ValueError),
+    ({"queue": -1}, ValueError), ({"batch": 0}, ValueError), ({"copy_range": 0}, ValueError),
+    ({"copy_range": 0x10000}, ValueError), ({"d3p_proto": 256}, ValueError),
+    ({"mode": "stamp", "gso": True}, ValueError), ({"strip": True, "queue": "1"}, TypeError),
+    ({"coalesce_us": -1}, ValueError),
+])
+def test_config_rejects_what_the_loop_cannot_take(change, error):
+    with pytest.raises(error):
+        nfq.NfqConfig(**change).validate()
+
+
+def test_copy_range_follows_what_the_loop_does_with_the_packet():
+    assert nfq.NfqConfig().effective_copy_range() == nfq.HEADERS_COPY_RANGE
+    assert nfq.NfqConfig(strip=True).effective_copy_range() == nfq.FULL_COPY_RANGE
+    assert nfq.NfqConfig(mode="stamp").effective_copy_range() == nfq.FULL_COPY_RANGE
+    assert nfq.NfqConfig(copy_range=200, strip=True).effective_copy_range() == 200
+    # The longest IPv4 header plus the longest D3P header fit the default.
+    assert nfq.HEADERS_COPY_RANGE >= 60 + 255 * 4
+
+
+def test_a_loop_can_be_made_and_freed_without_binding():
+    loop = nfq.NfqLoop(nfq.NfqConfig(queue=3, window_ms=700))
+    stats = loop.stats()
+    assert stats["window_ms"] == 700 and stats["running"] is False
+    assert all(v == 0 for v in stats["counters"].values())
+    loop.set_window(900)
+    assert loop.config.window_ms == 900
+    with pytest.raises(ValueError):
+        loop.set_window(10)
+    loop.close()
+    assert loop.stats()["queue"] == 3
+
+
+# --- summary and report ------------------------------------------------------
+
+def queue_stats(queue, history=(), **counters):
+    base = {name: 0 for name in nfq.COUNTER_NAMES}
+    base.update(counters)
+    return {"queue": queue, "mode": "enforce", "window_ms": 5000, "published_ms": 0,
+            "running": True, "last_clock": "local", "counters": base,
+            "error_history": list(history)}
+
+
+def record(t, cause="too_old", src="10.0.0.1"):
+    return {"time_ms": t, "src": src, "my_time_ms": t, "peer_time_ms": t - 9000,
+            "window_ms": 5000, "cause": cause, "clock": "local"}
+
+
+def test_summary_adds_queues_up_and_names_causes():
+    s = nfq.summarize([queue_stats(0, input_packets=10, input_too_old=2, input_malformed=1,
+                                   clock_local=10),
+                       queue_stats(1, input_packets=5, input_too_new=3, clock_kernel=5)], "GET")
+    assert s["input_packets"] == 15 and s["input_error_packets"] == 6
+    assert s["input_errors"] == {"too_old": 2, "too_new": 3, "malformed": 1}
+    assert s["queues"] == [0, 1] and s["clock"] == "kernel+local" and s["group"] == "GET"
+
+
+def test_merged_history_keeps_at_most_ten_a_minute():
+    a = [record(1000 + i) for i in range(10)]
+    b = [record(1500 + i, src="10.0.0.2") for i in range(10)]
+    later = [record(70000)]
+    s = nfq.summarize([queue_stats(0, a), queue_stats(1, b + later)])
+    times = [r["time_ms"] for r in s["error_history"]]
+    assert len(times) == 11 and times == sorted(times) and times[-1] == 70000
+
+
+def test_clock_summary():
+    assert nfq.clock_summary({"clock_kernel": 0, "clock_local": 0}) == "none"
+    assert nfq.clock_summary({"clock_kernel": 3, "clock_local": 0}) == "kernel"
+
+
+def test_report_reads_like_the_ios_sample(tmp_path):
+    stats = nfq.summarize([queue_stats(0, [record(1393300000000)], input_packets=5,
+                                       input_too_old=5, clock_local=5)], "GET")
+    stats["posix_time_ms"] = 502764170
+    path = tmp_path / "s.json"
+    nfq.write_stats(str(path), stats)
+    text = nfq_report.format_replay_report(nfq_report.load_stats(str(path)))
+    lines = text.splitlines()
+    assert lines[0] == "Anti-replay Information For Group GET:"
+    assert lines[2] == "  Posix-time-msec           : 502764.17"
+    assert lines[3].split() == ["Input", "Packets", ":", "5", "Output", "Packets", ":", "0"]
+    assert lines[4].split()[-1] == "0" and lines[4].split()[4] == "5"
+    assert "IP-D3P Error History (sampled at 10pak/min):" in lines
+    entry = lines.index("IP-D3P Error History (sampled at 10pak/min):") + 1
+    assert lines[entry] == ("  03:46:40.000 UTC Tue Feb 25 2014: src=10.0.0.1; "
+                            "my_time=1393300000.00; peer_time=1393299991.00;")
+    assert lines[entry + 1] == "  win=5"
+
+
+def test_report_refuses_files_that_are_not_stats(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(nfq_report.StatsFileError):
+        nfq_report.load_stats(str(bad))
+    bad.write_text(json.dumps({"input_packets": 1}))
+    with pytest.raises(nfq_report.StatsFileError, match="lacks"):
+        nfq_report.load_stats(str(bad))
+    bad.write_text("[1, 2]")
+    with pytest.raises(nfq_report.StatsFileError):
+        nfq_report.load_stats(str(bad))
+
+
+# --- iptables rule -------------------------------------------------------------
+
+def test_rule_for_one_queue_and_for_a_balanced_range():
+    one = nfq_rules.NfqueueRule("INPUT", [4], ["-p", "253"])
+    assert one.target() == ["-j", "NFQUEUE", "--queue-num", "4"]
+    many = nfq_rules.NfqueueRule("INPUT", [4, 5, 6], ["-p", "253"], bypass=True)
+    assert many.target() == ["-j", "NFQUEUE", "--queue-balance", "4:6", "--queue-cpu-fanout",
+                             "--queue-bypass"]
+
+
+@pytest.mark.parametrize("queues", [[], [1, 3], [2, 1]])
+def test_rule_needs_consecutive_queues(queues):
+    with pytest.raises(ValueError):
+        nfq_rules.NfqueueRule("INPUT", queues, [])
+
+
+def test_missing_iptables_is_a_clear_error():
+    rule = nfq_rules.NfqueueRule("INPUT", [1], [], iptables="no-such-iptables-binary")
+    with pytest.raises(nfq_rules.RuleError, match="not found"):
+        rule.install()
+
+
+# --- CLI answers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["--window-ms", "50"], ["--window-sec", "101"], ["--window-ms", "500", "--queues", "0"],
+])
+def test_enforce_refuses_bad_settings_before_touching_the_kernel(args, capsys):
+    assert main(["d3p", "enforce", "--queue", "1"] + args) == 2
+    assert "gdoi d3p enforce:" in capsys.readouterr().err
+
+
+def test_enforce_needs_exactly_one_window(capsys):
+    with pytest.raises(SystemExit):
+        main(["d3p", "enforce", "--queue", "1"])
+    with pytest.raises(SystemExit):
+        main(["d3p", "enforce", "--queue", "1", "--window-ms", "500", "--window-sec", "1"])
+
+
+def test_show_replay_missing_file(tmp_path, capsys):
+    assert main(["show", "gm", "replay", "--stats", str(tmp_path / "none.json")]) == 1
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_show_replay_prints_the_report(tmp_path):
+    path = tmp_path / "s.json"
+    nfq.write_stats(str(path), nfq.summarize([queue_stats(0, input_packets=3)], "G1"))
+    out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "show", "gm", "replay",
+                          "--stats", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("Anti-replay Information For Group G1:")
+
+
+def test_history_rate_default_is_the_spec_value():
+    assert nfq.NfqConfig().history_per_minute == _consts.D3P_ERROR_HISTORY_PER_MINUTE == 10
