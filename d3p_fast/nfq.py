@@ -12,7 +12,28 @@ without CAP_NET_ADMIN, EBUSY when another process holds the queue, ...).
 
 Counters follow `show crypto gkm gm replay` (input / output packets, input
 error packets by cause, output error packets, a sampled error history); the
-window rule and the history rate are DECISIONS.md §3.
+window rule and the history rate are DECISIONS.md §3.  The check uses the
+kernel's receive timestamp (NFQA_TIMESTAMP) when the packet has one and the
+local clock otherwise; the stats count which (clock_kernel / clock_local).
+
+What traffic sees when the loop is not there (tests/test_nfq_live.py,
+test_sigkill_under_load_and_restart, test_full_queue):
+
+- The loop dies (SIGKILL, crash): the kernel notices the socket close and
+  destroys the queue; packets queued but not yet answered are dropped.
+- While no loop is bound, an iptables `-j NFQUEUE` rule drops every packet
+  it matches (fail closed).  With `--queue-bypass` on the rule, they are
+  accepted instead, unchecked and still carrying the D3P header: a stripping
+  receiver's applications see nothing, raw protocol-253 sockets see them.
+- fail-open (NFQA_CFG_F_FAIL_OPEN) belongs to a bound queue: it accepts,
+  unchecked, what does not fit while the queue is full; it dies with the
+  queue, so it changes nothing after a SIGKILL.
+- A restarted loop binds the same queue at once and traffic flows again.
+  A rule added with `--install-rule` survives a SIGKILL (no cleanup runs);
+  the restarted command finds it and leaves it as found.
+- SIGTERM/SIGINT: the rule goes first, pending verdicts are sent, the queue
+  is unbound; packets still in the socket at that moment (at most a few
+  rounds under load) are dropped by the kernel when the queue goes.
 """
 import dataclasses
 import errno

@@ -56,7 +56,19 @@ class NfqueueRule:
         if done.returncode != 0:
             raise RuleError("%s: %s" % (" ".join(cmd), done.stderr.strip()))
 
+    def exists(self):
+        """True when the same rule is already there (`iptables -C`)."""
+        try:
+            self._run(["-C", self.chain])
+        except RuleError:
+            return False
+        return True
+
     def install(self):
+        """Add the rule, unless an identical one exists (left by a killed
+        run, or someone's own): that one is used and left in place."""
+        if self.exists():
+            return self
         self._run(["-I", self.chain, "1"])
         self.installed = True
         return self

@@ -687,3 +687,17 @@ def test_sigterm_under_load_answers_every_packet(pair, tmp_path):
     # Every packet the loop accepted reached the receiver: no verdict was left behind.
     assert len(got) == stats["counters"]["accepted"] > 0
     assert bound_queues(pair) == []
+
+
+def test_install_rule_adopts_a_rule_left_by_a_killed_run(pair, tmp_path):
+    stats_path = tmp_path / "r.json"
+    pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 23)  # as a SIGKILLed run leaves it
+    proc = gdoi(pair.receiver, "d3p", "enforce", "--queue", 23, "--window-sec", 5,
+                "--install-rule", "--stats", stats_path)
+    try:
+        wait_for_file(stats_path, proc)
+        assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
+    finally:
+        code, err = terminate(proc)
+    assert code == 0, err
+    assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
