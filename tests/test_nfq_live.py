@@ -701,3 +701,45 @@ def test_install_rule_adopts_a_rule_left_by_a_killed_run(pair, tmp_path):
         code, err = terminate(proc)
     assert code == 0, err
     assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
+
+
+def test_ipv6_strip_end_to_end(pair):
+    """D3P directly after the IPv6 header (next header 253), stripped to the
+    inner UDP datagram, whose checksum (mandatory in IPv6) must still hold."""
+    s6, r6 = "fd00:d3::1", "fd00:d3::2"
+    for ns, dev, addr in ((pair.sender, "vs", s6), (pair.receiver, "vr", r6)):
+        run("ip", "-6", "addr", "add", addr + "/64", "dev", dev, "nodad", ns=ns)
+    spec = ["INPUT", "-p", str(D3P), "-j", "NFQUEUE", "--queue-num", "24"]
+    run("ip6tables", "-w", "-I", *spec, ns=pair.receiver)
+    try:
+        with inside(pair.receiver):
+            receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            receiver.bind((r6, UDP_PORT))
+        with inside(pair.sender):
+            sender = socket.socket(socket.AF_INET6, socket.SOCK_RAW, D3P)
+
+        def udp6(payload):
+            length = 8 + len(payload)
+            pseudo = (socket.inet_pton(socket.AF_INET6, s6) + socket.inet_pton(socket.AF_INET6, r6)
+                      + struct.pack("!IxxxB", length, 17))
+            csum = checksum(pseudo + struct.pack("!HHHH", 4000, UDP_PORT, length, 0) + payload)
+            return struct.pack("!HHHH", 4000, UDP_PORT, length, csum or 0xffff) + payload
+
+        with running(pair, nfq.NfqConfig(queue=24, window_ms=1000, strip=True)) as loop:
+            loop.start()
+            deadline = time.monotonic() + 5
+            while True:  # the neighbour entry may need a moment
+                try:
+                    sender.sendto(d3p(now_ms(), udp6(b"six")), (r6, 0))
+                    sender.sendto(d3p(now_ms() - 9000, udp6(b"stale")), (r6, 0))
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            got = drain(receiver)
+            stats = loop.stats()
+    finally:
+        run("ip6tables", "-w", "-D", *spec, ns=pair.receiver, check=False)
+    assert got == [b"six"]
+    assert stats["counters"]["input_too_old"] == 1
+    assert stats["error_history"][0]["src"] == s6
