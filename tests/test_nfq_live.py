@@ -227,6 +227,19 @@ def running(pair, config):
         loop.close()
 
 
+def queue_info(pair, queue):
+    """The kernel's view of a bound queue (/proc/net/netfilter/nfnetlink_queue:
+    number, portid, queue_total, copy_mode, copy_range, queue_dropped,
+    user_dropped, id_sequence, 1)."""
+    text = run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=pair.receiver).stdout
+    for line in text.splitlines():
+        f = [int(x) for x in line.split()]
+        if f[0] == queue:
+            return {"queue_total": f[2], "queue_dropped": f[5], "user_dropped": f[6],
+                    "id_sequence": f[7]}
+    raise AssertionError("queue %d not bound" % queue)
+
+
 # --- end to end --------------------------------------------------------------
 
 FRESH, OLD, NEW, BAD = 40, 7, 5, 9
@@ -265,6 +278,7 @@ def test_strip_delivers_exactly_the_fresh_packets_and_counts_the_rest(pair, tmp_
     assert stats["input_errors"] == {"too_old": OLD, "too_new": NEW, "malformed": BAD}
     assert stats["input_error_packets"] == OLD + NEW + BAD
     assert stats["counters"]["accepted"] == FRESH and stats["counters"]["modified"] == FRESH
+    assert stats["counters"]["kernel_errors"] == 0 and stats["counters"]["send_errors"] == 0
     assert stats["running"] is False
     history = stats["error_history"]
     # Sampled: at most 10 a minute (DECISIONS.md §3), all from the sender.
@@ -294,6 +308,11 @@ def test_count_action_passes_everything_and_still_counts(pair):
         got = drain(receiver)
         seen_raw = drain(raw, quiet=0.2)
         stats = loop.stats()
+        waiting = queue_info(pair, 5)["queue_total"]
+    # Exactly one verdict per packet: none left waiting in the kernel, and the
+    # kernel rejected none of ours (a second verdict for an id is ENOENT).
+    assert waiting == 0
+    assert stats["counters"]["kernel_errors"] == 0
     stale = [b"old-%d" % i for i in range(OLD)] + [b"new-%d" % i for i in range(NEW)]
     assert sorted(got) == sorted(fresh + stale)
     # Malformed packets cannot be stripped: they pass unchanged.
@@ -505,8 +524,10 @@ def test_full_queue(pair, fail_open):
         loop.start()
         got = drain(receiver)
         stats = loop.stats()
+        kernel = queue_info(pair, 13)
     assert sorted(seqs(got)) == list(range(8))
     assert len(bypassed) == (22 if fail_open else 0)
+    assert kernel["queue_total"] == 0
     assert stats["counters"]["input_packets"] == 8
 
 
