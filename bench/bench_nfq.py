@@ -48,6 +48,10 @@ from scapy_gdoi import _consts  # noqa: E402
 SENDER_IP, RECEIVER_IP = "10.78.0.1", "10.78.0.2"
 QUEUE = 0
 IDLE_S = 1.0
+# Every consumer gets the same kernel queue length and socket buffer (our
+# loop's defaults), so differences come from the loops, not the buffers.
+QUEUE_MAXLEN = 16384
+RCVBUF = 16 << 20
 CSRC = os.path.join(ROOT, "d3p_fast", "csrc")
 
 
@@ -63,7 +67,8 @@ def consume_ours(verify, batch, coalesce_us):
     """Our C loop, driven from Python exactly as `gdoi d3p enforce` does."""
     from d3p_fast.nfq import NfqConfig, NfqLoop
     config = NfqConfig(queue=QUEUE, window_ms=10000, mode="enforce" if verify else "pass",
-                       batch=batch, coalesce_us=coalesce_us)
+                       batch=batch, coalesce_us=coalesce_us, queue_maxlen=QUEUE_MAXLEN,
+                       rcvbuf=RCVBUF)
     loop = NfqLoop(config).open()
     u0, s0 = _rusage()
     print("READY", flush=True)
@@ -133,9 +138,9 @@ def consume_netfilterqueue():
         state["packets"] += 1
 
     nfq = NetfilterQueue()
-    nfq.bind(QUEUE, on_packet, max_len=4096)
+    nfq.bind(QUEUE, on_packet, max_len=QUEUE_MAXLEN)
     s = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE: past rmem_max, as root
     s.settimeout(0.2)
     u0, s0 = _rusage()
     print("READY", flush=True)
@@ -253,7 +258,8 @@ def consumer_commands(minimal, batch, coalesce_us):
     ours = ["--batch", str(batch), "--coalesce-us", str(coalesce_us)]
     return [
         ("no queue (kernel ceiling)", None),
-        ("minimal C loop (1 recv + 1 verdict / packet)", [minimal, str(QUEUE), str(int(IDLE_S * 1000))]),
+        ("minimal C loop (1 recv + 1 verdict / packet)",
+         [minimal, str(QUEUE), str(int(IDLE_S * 1000)), str(QUEUE_MAXLEN), str(RCVBUF)]),
         ("python netfilterqueue + check in Python", me + ["--consumer", "netfilterqueue"]),
         ("our loop, verification off", me + ["--consumer", "ours-off"] + ours),
         ("our loop, verification on", me + ["--consumer", "ours-on"] + ours),
@@ -274,7 +280,9 @@ def print_table(results):
         per_packet = "%9.3f" % (calls / r["packets"]) if calls and r["packets"] else "%9s" % "-"
         print("%-46s %8d %8d %9.0f %s %s" % (r["name"], r["packets"], lost, r["pps"], cpu,
                                              per_packet))
-    print("(syscalls: recv + send calls per packet, our loop only; the minimal loop makes 2)")
+    print("(syscalls: recv + send calls per packet, our loop only; the minimal loop makes 2.\n"
+          " CPU: getrusage of the consumer process; user + system is exact, the split between\n"
+          " them is the kernel's tick sampling, so a few ms of user time per run can read as 0)")
 
 
 def median_runs(runs):

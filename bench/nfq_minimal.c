@@ -6,7 +6,7 @@
  * baseline of bench/bench_nfq.py, built from the same sans-io message code
  * (d3p_fast/csrc/nfq_msg.c) as our loop so only the loop structure differs.
  *
- *   nfq_minimal QUEUE IDLE_MS   prints READY once bound, then after IDLE_MS
+ *   nfq_minimal QUEUE IDLE_MS MAXLEN RCVBUF   prints READY once bound, then after IDLE_MS
  *   without packets (once some came) one JSON line: packets, first/last
  *   packet time, user and system CPU seconds since READY.
  */
@@ -40,12 +40,14 @@ static double tv_s(struct timeval tv)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s QUEUE IDLE_MS\n", argv[0]);
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s QUEUE IDLE_MS QUEUE_MAXLEN RCVBUF\n", argv[0]);
         return 2;
     }
     uint16_t queue = (uint16_t)atoi(argv[1]);
     int idle_ms = atoi(argv[2]);
+    uint32_t maxlen = (uint32_t)atol(argv[3]);
+    int rcvbuf = atoi(argv[4]), one = 1;
     static uint8_t buf[0xffff + 4096];
     uint8_t out[256];
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -56,10 +58,9 @@ int main(int argc, char **argv)
         perror("socket");
         return 1;
     }
-    int rcvbuf = 8 << 20, one = 1;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
     setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
-    size_t len = nfq_build_cfg_bind(out, sizeof(out), 1, queue, NFQNL_COPY_PACKET, 0xffff, 4096,
+    size_t len = nfq_build_cfg_bind(out, sizeof(out), 1, queue, NFQNL_COPY_PACKET, 0xffff, maxlen,
                                     0, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO);
     if (sendto(fd, out, len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
         perror("bind queue");

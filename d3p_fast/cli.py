@@ -251,7 +251,7 @@ def _serve(args, configs, what):
         except OSError as exc:
             print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
             status = status or 1
-        if args.stats and group.loops and all(l._loop is None for l in group.loops):
+        if args.stats and all(loop.closed for loop in group.loops):
             write_stats(args.stats, group.stats())
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -261,6 +261,11 @@ class NfqLoop:
         if rc:
             raise _os_error(-rc, "NFQUEUE %d close" % self.config.queue)
 
+    @property
+    def closed(self):
+        """True once close() has unbound the queue and freed the loop."""
+        return self._loop is None
+
     def __enter__(self):
         if not self._opened:
             self.open()
@@ -400,7 +405,7 @@ class NfqGroup:
 
     def stop(self):
         for loop in self.loops:
-            if loop._loop is not None:
+            if not loop.closed:
                 loop.stop()
 
     def join(self, timeout=None):
