@@ -121,7 +121,8 @@ def _add_stamp(d3p_commands):
 
 def parse_window_text(text):
     """Window from a window file: 'msec 500', 'sec 5' or a bare number of ms."""
-    from d3p_fast.nfq import check_window_ms, window_ms_from
+    nfq = _load_nfq()
+    check_window_ms, window_ms_from = nfq.check_window_ms, nfq.window_ms_from
     words = text.split()
     if len(words) == 2 and words[0] in ("sec", "msec"):
         value = int(words[1])
@@ -132,14 +133,24 @@ def parse_window_text(text):
 
 
 def _window_ms(args):
-    from d3p_fast.nfq import window_ms_from
+    window_ms_from = _load_nfq().window_ms_from
     if args.window_sec is not None:
         return window_ms_from(sec=args.window_sec)
     return window_ms_from(msec=args.window_ms)
 
 
+def _load_nfq():
+    """d3p_fast.nfq needs the compiled extension; say so plainly if it is missing."""
+    try:
+        from d3p_fast import nfq
+    except ImportError as exc:
+        raise SystemExit("gdoi d3p: the C extension d3p_fast._d3p_fast is not built (%s); "
+                         "reinstall with a C compiler and the kernel headers" % exc)
+    return nfq
+
+
 def _configs(args, mode, window_ms, **extra):
-    from d3p_fast.nfq import NfqConfig
+    NfqConfig = _load_nfq().NfqConfig
     if args.queues < 1 or args.queue + args.queues - 1 > 0xffff:
         raise ValueError("--queues must be at least 1 and stay within queue 65535")
     return [NfqConfig(queue=args.queue + i, mode=mode, window_ms=window_ms,

@@ -714,13 +714,15 @@ def test_install_rule_adopts_a_rule_left_by_a_killed_run(pair, tmp_path):
     stats_path = tmp_path / "r.json"
     pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 23)  # as a SIGKILLed run leaves it
     proc = gdoi(pair.receiver, "d3p", "enforce", "--queue", 23, "--window-sec", 5,
-                "--install-rule", "--stats", stats_path)
+                "--install-rule", "--stats", stats_path, "--duration", 1)
     try:
         wait_for_file(stats_path, proc)
         assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
+        proc.wait(timeout=10)  # --duration ends it without a signal
     finally:
         code, err = terminate(proc)
     assert code == 0, err
+    assert json.loads(stats_path.read_text())["running"] is False
     assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
 
 
