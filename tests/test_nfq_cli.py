@@ -198,7 +198,7 @@ def test_show_replay_prints_the_report(tmp_path):
     path = tmp_path / "s.json"
     nfq.write_stats(str(path), nfq.summarize([queue_stats(0, input_packets=3)], "G1"))
     out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "show", "gm", "replay",
-                          "--stats", str(path)], capture_output=True, text=True)
+                          "--stats", str(path)], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0
     assert out.stdout.startswith("Anti-replay Information For Group G1:")
 

@@ -190,7 +190,10 @@ def drain(sock, quiet=0.5, size=70000):
 def gdoi(ns, *args):
     """Start the gdoi CLI inside namespace *ns*."""
     cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "scapy_gdoi.cli"] + [str(a) for a in args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # cwd "/": `python -m` puts the working directory first on sys.path, and
+    # the source tree of a fresh clone has no compiled extension; the
+    # installed package has.
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
 
 
 def wait_for_file(path, proc, timeout=15):
@@ -291,7 +294,7 @@ def test_strip_delivers_exactly_the_fresh_packets_and_counts_the_rest(pair, tmp_
             assert r["peer_time_ms"] - r["my_time_ms"] > 1000
     # The IOS-style report reads the same file.
     show = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "show", "gm", "replay",
-                           "--stats", str(stats_path)], capture_output=True, text=True)
+                           "--stats", str(stats_path)], capture_output=True, text=True, cwd="/")
     assert show.returncode == 0, show.stderr
     assert "Anti-replay Information For Group GET:" in show.stdout
     assert "Input Error Packets        : %-10d" % (OLD + NEW + BAD) in show.stdout
