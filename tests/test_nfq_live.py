@@ -635,7 +635,8 @@ def test_a_million_packets_with_flat_memory(pair, tmp_path):
     assert code == 0, err
     stats = json.loads(stats_path.read_text())
     handled = stats["input_packets"]
-    assert handled >= 500_000, "only %d packets reached the loop" % handled
+    # The Python sender is slower than the loop: (almost) all of them arrive.
+    assert handled >= 900_000, "only %d packets reached the loop" % handled
     assert stats["input_error_packets"] == 0
     # After the first 100k (buffers touched, Python warmed up) memory stays flat.
     assert max(samples[1:]) - samples[1] < 2048, samples
