@@ -366,6 +366,38 @@ def summarize(per_queue: List[Dict], group: str = "", history_per_minute=None):
     }
 
 
+#: nfnetlink_queue's table of bound queues, for the calling thread's network
+#: namespace (/proc/net would follow the process's first thread instead).
+KERNEL_QUEUE_TABLE = "/proc/thread-self/net/netfilter/nfnetlink_queue"
+
+
+def kernel_queue_state(queues):
+    """The kernel's counters for *queues* bound in this thread's namespace:
+    {queue: {"queue_total", "queue_dropped", "user_dropped", "id_sequence"}}.
+
+    queue_total is what waits for a verdict; queue_dropped what the kernel
+    dropped because the queue was full (fail-open passes are not counted
+    there); user_dropped what did not fit the socket buffer.  Queues not
+    bound (or no such file: module not loaded) are left out.
+    """
+    wanted, found = set(queues), {}
+    try:
+        with open(KERNEL_QUEUE_TABLE) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        # number, peer portid, queue_total, copy_mode, copy_range,
+        # queue_dropped, user_dropped, id_sequence, 1 (nfqnl_seq_show)
+        fields = line.split()
+        if len(fields) >= 8 and int(fields[0]) in wanted:
+            found[int(fields[0])] = {"queue_total": int(fields[2]),
+                                     "queue_dropped": int(fields[5]),
+                                     "user_dropped": int(fields[6]),
+                                     "id_sequence": int(fields[7])}
+    return found
+
+
 def write_stats(path, stats):
     """Write *stats* as JSON atomically (readers never see half a file)."""
     tmp = "%s.tmp.%d" % (path, os.getpid())
@@ -422,8 +454,13 @@ class NfqGroup:
             loop.set_window(window_ms)
 
     def stats(self):
-        return summarize([loop.stats() for loop in self.loops], self.group,
-                         self.loops[0].config.history_per_minute)
+        """Summary of every loop (see summarize), with the kernel's own queue
+        counters under "kernel_queues" when this thread can see them."""
+        summary = summarize([loop.stats() for loop in self.loops], self.group,
+                            self.loops[0].config.history_per_minute)
+        kernel = kernel_queue_state(summary["queues"])
+        summary["kernel_queues"] = {str(q): v for q, v in sorted(kernel.items())}
+        return summary
 
     def close(self):
         self.stop()

@@ -62,6 +62,13 @@ def format_replay_report(stats):
         "    Malformed                : %d" % errors.get("malformed", 0),
         "  Window-size                : %d msec, clock: %s"
         % (stats.get("window_ms", 0), stats.get("clock", "none")),
+    ]
+    kernel = stats.get("kernel_queues") or {}
+    if kernel:
+        lines.append("  Kernel queue drops         : %-10d Socket buffer drops      : %d"
+                     % (sum(q["queue_dropped"] for q in kernel.values()),
+                        sum(q["user_dropped"] for q in kernel.values())))
+    lines += [
         "",
         "IP-D3P Error History (sampled at %dpak/min):" % stats.get("history_per_minute", 10),
     ]

@@ -137,6 +137,29 @@ def test_report_reads_like_the_ios_sample(tmp_path):
     assert lines[entry + 1] == "  win=5"
 
 
+def test_report_shows_kernel_drops_when_known():
+    stats = nfq.summarize([queue_stats(0)], "G")
+    assert "Kernel queue drops" not in nfq_report.format_replay_report(stats)
+    stats["kernel_queues"] = {"0": {"queue_total": 0, "queue_dropped": 7, "user_dropped": 2,
+                                    "id_sequence": 50},
+                              "1": {"queue_total": 0, "queue_dropped": 1, "user_dropped": 0,
+                                    "id_sequence": 9}}
+    line = [x for x in nfq_report.format_replay_report(stats).splitlines() if "Kernel" in x][0]
+    assert line.split() == ["Kernel", "queue", "drops", ":", "8", "Socket", "buffer", "drops",
+                            ":", "2"]
+
+
+def test_kernel_queue_state_without_the_table(monkeypatch, tmp_path):
+    monkeypatch.setattr(nfq, "KERNEL_QUEUE_TABLE", str(tmp_path / "missing"))
+    assert nfq.kernel_queue_state([0]) == {}
+    table = tmp_path / "table"
+    table.write_text("    0  12345     3 2 65531     4     5     77 1\n"
+                     "    8  12346     0 2 65531     0     0      1 1\n")
+    monkeypatch.setattr(nfq, "KERNEL_QUEUE_TABLE", str(table))
+    assert nfq.kernel_queue_state([0, 5]) == {0: {"queue_total": 3, "queue_dropped": 4,
+                                                  "user_dropped": 5, "id_sequence": 77}}
+
+
 def test_report_refuses_files_that_are_not_stats(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

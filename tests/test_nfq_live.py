@@ -277,6 +277,7 @@ def test_strip_delivers_exactly_the_fresh_packets_and_counts_the_rest(pair, tmp_
     assert code == 0, err
     assert sorted(got) == sorted(fresh)
     stats = json.loads(stats_path.read_text())
+    assert stats["kernel_queues"] == {}  # read after the queue was unbound
     assert stats["input_packets"] == FRESH + OLD + NEW + BAD
     assert stats["input_errors"] == {"too_old": OLD, "too_new": NEW, "malformed": BAD}
     assert stats["input_error_packets"] == OLD + NEW + BAD
@@ -392,9 +393,13 @@ def test_window_file_changes_the_cli_window(pair, tmp_path):
             time.sleep(0.05)
         sender.send(d3p(now_ms() - 2000, udp(b"two")))
         assert drain(receiver, quiet=0.3) == [b"two"]
+        running_stats = json.loads(stats_path.read_text())
     finally:
         code, err = terminate(proc)
     assert code == 0, err
+    # While running, the stats carry the kernel's view of the bound queue.
+    assert running_stats["kernel_queues"]["9"]["queue_total"] == 0
+    assert running_stats["kernel_queues"]["9"]["id_sequence"] >= 2
 
 
 def test_kernel_timestamp_is_used_when_present(pair):
@@ -528,9 +533,15 @@ def test_full_queue(pair, fail_open):
         got = drain(receiver)
         stats = loop.stats()
         kernel = queue_info(pair, 13)
+        with inside(pair.receiver):
+            seen_by_python = nfq.kernel_queue_state([13, 99])
     assert sorted(seqs(got)) == list(range(8))
     assert len(bypassed) == (22 if fail_open else 0)
     assert kernel["queue_total"] == 0
+    # The kernel counts the drops of a full queue, not the fail-open passes.
+    assert kernel["queue_dropped"] == (0 if fail_open else 22)
+    assert list(seen_by_python) == [13]
+    assert seen_by_python[13]["queue_dropped"] == kernel["queue_dropped"]
     assert stats["counters"]["input_packets"] == 8
 
 
