@@ -781,3 +781,24 @@ def test_ipv6_strip_end_to_end(pair):
     assert got == [b"six"]
     assert stats["counters"]["input_too_old"] == 1
     assert stats["error_history"][0]["src"] == s6
+
+
+def test_stamp_counts_and_drops_what_it_cannot_stamp(pair):
+    """A packet only partly copied to the stamper cannot get its header
+    (the verdict replaces the whole packet): it is dropped, not sent without
+    D3P, and counted as an output error."""
+    pair.add_rule(pair.sender, "OUTPUT", ["-p", "udp", "--dport", str(UDP_PORT)], 25)
+    receiver, raw = udp_receiver(pair), raw_receiver(pair)
+    with running(pair, nfq.NfqConfig(queue=25, mode="stamp", copy_range=100)) as stamper:
+        stamper.start()
+        with inside(pair.sender):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"s" * 20, (RECEIVER_IP, UDP_PORT))    # fits in 100 octets
+        s.sendto(b"L" * 500, (RECEIVER_IP, UDP_PORT))   # does not
+        time.sleep(0.3)
+        stats = stamper.stats()
+    seen = [p for p in drain(raw, quiet=0.3) if p[9] == D3P]
+    assert drain(receiver, quiet=0.1) == []  # nobody strips here: UDP sees nothing
+    assert len(seen) == 1 and seen[0][20 + 12 + 8:] == b"s" * 20
+    c = stats["counters"]
+    assert (c["output_packets"], c["output_errors"], c["truncated"]) == (1, 1, 1)
