@@ -220,6 +220,13 @@ def _serve(args, configs, what):
     from d3p_fast.nfq import NfqGroup, write_stats
     from d3p_fast.nfq_rules import NfqueueRule, RuleError
 
+    try:
+        match = shlex.split(default_match(args, what))
+        if args.stats_interval <= 0:
+            raise ValueError("--stats-interval must be positive")
+    except ValueError as exc:
+        print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -238,8 +245,8 @@ def _serve(args, configs, what):
             print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
             return 1
         if args.install_rule:
-            rule = NfqueueRule(args.chain, [c.queue for c in configs],
-                               shlex.split(default_match(args, what)), bypass=args.queue_bypass)
+            rule = NfqueueRule(args.chain, [c.queue for c in configs], match,
+                               bypass=args.queue_bypass)
             try:
                 rule.install()
             except RuleError as exc:

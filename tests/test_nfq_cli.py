@@ -199,6 +199,8 @@ def test_missing_iptables_is_a_clear_error():
 
 @pytest.mark.parametrize("args", [
     ["--window-ms", "50"], ["--window-sec", "101"], ["--window-ms", "500", "--queues", "0"],
+    ["--window-ms", "500", "--match", "-p 'udp"], ["--window-ms", "500", "--stats-interval", "0"],
+    ["--window-ms", "500", "--batch", "5000"],
 ])
 def test_enforce_refuses_bad_settings_before_touching_the_kernel(args, capsys):
     assert main(["d3p", "enforce", "--queue", "1"] + args) == 2
