@@ -18,7 +18,8 @@ receiver's INPUT hook (mangle table), consumed by, in turn:
 3. python `netfilterqueue` (libnetfilter_queue bindings) with the D3P window
    check written in Python: the obvious alternative a user would pick;
 4. our loop with verification off (accept everything, mode "pass");
-5. our loop with verification on (enforce, drop action).
+5. our loop with verification on (enforce, drop action);
+6. (for information, no target) our loop with verification on and --strip.
 
 Each consumer runs pinned to the consumer CPU and reports, from its own
 process accounting (getrusage, user and system apart), the CPU time it spent
@@ -63,12 +64,12 @@ def _rusage():
     return r.ru_utime, r.ru_stime
 
 
-def consume_ours(verify, batch, coalesce_us):
+def consume_ours(verify, batch, coalesce_us, strip=False):
     """Our C loop, driven from Python exactly as `gdoi d3p enforce` does."""
     from d3p_fast.nfq import NfqConfig, NfqLoop
     config = NfqConfig(queue=QUEUE, window_ms=10000, mode="enforce" if verify else "pass",
                        batch=batch, coalesce_us=coalesce_us, queue_maxlen=QUEUE_MAXLEN,
-                       rcvbuf=RCVBUF)
+                       rcvbuf=RCVBUF, strip=strip)
     loop = NfqLoop(config).open()
     u0, s0 = _rusage()
     print("READY", flush=True)
@@ -263,6 +264,9 @@ def consumer_commands(minimal, batch, coalesce_us):
         ("python netfilterqueue + check in Python", me + ["--consumer", "netfilterqueue"]),
         ("our loop, verification off", me + ["--consumer", "ours-off"] + ours),
         ("our loop, verification on", me + ["--consumer", "ours-on"] + ours),
+        # Not a target: what --strip adds (whole packet copied, one rewritten
+        # packet per verdict message, still one send per round).
+        ("our loop, verification on + --strip", me + ["--consumer", "ours-strip"] + ours),
     ]
 
 
@@ -336,7 +340,8 @@ def main():
                         help="our loop's interrupt moderation (default 50, as the CLI)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of every configuration; the median is reported")
-    parser.add_argument("--consumer", choices=("ours-on", "ours-off", "netfilterqueue"),
+    parser.add_argument("--consumer", choices=("ours-on", "ours-off", "ours-strip",
+                                               "netfilterqueue"),
                         help=argparse.SUPPRESS)  # internal: run one consumer
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args()
@@ -344,7 +349,8 @@ def main():
         if args.consumer == "netfilterqueue":
             result = consume_netfilterqueue()
         else:
-            result = consume_ours(args.consumer == "ours-on", args.batch, args.coalesce_us)
+            result = consume_ours(args.consumer != "ours-off", args.batch, args.coalesce_us,
+                                  strip=args.consumer == "ours-strip")
         print(json.dumps(result), flush=True)
         return 0
     if os.geteuid() != 0:
