@@ -271,8 +271,9 @@ def consumer_commands(minimal, batch, coalesce_us):
 
 
 def print_table(results):
-    print("%-46s %8s %8s %9s %8s %8s %8s %9s" % ("configuration", "handled", "lost", "pkt/s",
-                                                 "user us", "sys us", "total us", "syscalls"))
+    print("%-46s %8s %8s %9s %8s %8s %8s %9s  %s" % (
+        "configuration", "handled", "lost", "pkt/s", "user us", "sys us", "total us",
+        "syscalls", "spread of runs"))
     for r in results:
         if "error" in r:
             print("%-46s unavailable: %s" % (r["name"], r["error"]))
@@ -282,8 +283,11 @@ def print_table(results):
                if "user_us" in r else "%8s %8s %8s" % ("-", "-", "-"))
         calls = r.get("syscalls")
         per_packet = "%9.3f" % (calls / r["packets"]) if calls and r["packets"] else "%9s" % "-"
-        print("%-46s %8d %8d %9.0f %s %s" % (r["name"], r["packets"], lost, r["pps"], cpu,
-                                             per_packet))
+        low, high = r.get("spread", (0, 0))
+        spread = ("total %.3f-%.3f us" % (low, high) if "total_us" in r
+                  else "%.0f-%.0f pkt/s" % (low, high))
+        print("%-46s %8d %8d %9.0f %s %s  %s" % (r["name"], r["packets"], lost, r["pps"], cpu,
+                                                 per_packet, spread))
     print("(syscalls: recv + send calls per packet, our loop only; the minimal loop makes 2.\n"
           " CPU: getrusage of the consumer process; user + system is exact, the split between\n"
           " them is the kernel's tick sampling, so a few ms of user time per run can read as 0)")
@@ -299,7 +303,9 @@ def median_runs(runs):
             chosen.append(per_config[0])
             continue
         key = (lambda r: r["total_us"]) if "total_us" in ok[0] else (lambda r: r["pps"])
-        chosen.append(sorted(ok, key=key)[len(ok) // 2])
+        median = dict(sorted(ok, key=key)[len(ok) // 2])
+        median["spread"] = (min(key(r) for r in ok), max(key(r) for r in ok))
+        chosen.append(median)
     return chosen
 
 
