@@ -198,9 +198,14 @@ class NfqLoop:
         self._opened = False
 
     # -- lifecycle ---------------------------------------------------------
+    def _live(self):
+        if self._loop is None:
+            raise ValueError("NFQUEUE %d loop is closed" % self.config.queue)
+        return self._loop
+
     def open(self):
         """Create the socket and bind the queue (OSError on failure)."""
-        rc = lib.nfq_loop_open(self._loop)
+        rc = lib.nfq_loop_open(self._live())
         if rc == -errno.EPERM:
             # The kernel answers EPERM both without CAP_NET_ADMIN and when
             # another socket owns the queue (nfqnl_recv_config).
@@ -213,12 +218,14 @@ class NfqLoop:
 
     def run(self):
         """Process packets until stop(); the GIL is free meanwhile."""
-        rc = lib.nfq_loop_run(self._loop)
+        rc = lib.nfq_loop_run(self._live())
         if rc:
             raise _os_error(-rc, "NFQUEUE %d loop" % self.config.queue)
 
     def start(self, cpu=None):
         """Run in a daemon thread, pinned to *cpu* when given."""
+        self._live()
+
         def target():
             try:
                 if cpu is not None:
@@ -232,7 +239,9 @@ class NfqLoop:
         return self
 
     def stop(self):
-        lib.nfq_loop_stop(self._loop)
+        """Ask the loop to end (it notices within idle_timeout_ms); no-op once closed."""
+        if self._loop is not None:
+            lib.nfq_loop_stop(self._loop)
 
     def join(self, timeout=None):
         """Wait for the thread; re-raise what ended it.  True when it ended."""
@@ -277,7 +286,7 @@ class NfqLoop:
     # -- while running -----------------------------------------------------
     def set_window(self, window_ms):
         """Change the window for the packets that follow (thread-safe)."""
-        lib.nfq_loop_set_window(self._loop, check_window_ms(window_ms))
+        lib.nfq_loop_set_window(self._live(), check_window_ms(window_ms))
         self.config.window_ms = window_ms
 
     def stats(self) -> Dict:

@@ -78,6 +78,12 @@ def test_a_loop_can_be_made_and_freed_without_binding():
         loop.set_window(10)
     loop.close()
     assert loop.stats()["queue"] == 3
+    # A closed loop refuses work instead of touching freed memory.
+    loop.stop()
+    loop.close()
+    for call in (loop.open, loop.run, loop.start, lambda: loop.set_window(1000)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
 
 
 # --- summary and report ------------------------------------------------------
