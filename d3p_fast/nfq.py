@@ -270,6 +270,15 @@ class NfqLoop:
         if rc:
             raise _os_error(-rc, "NFQUEUE %d close" % self.config.queue)
 
+    def __del__(self):
+        # A forgotten loop would keep its queue bound until the process ends.
+        # A running loop cannot get here: its thread holds a reference.
+        if getattr(self, "_loop", None) is not None:
+            try:
+                self.close()
+            except Exception:
+                pass
+
     @property
     def closed(self):
         """True once close() has unbound the queue and freed the loop."""
