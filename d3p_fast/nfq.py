@@ -46,15 +46,22 @@ from typing import Dict, List, Optional
 
 from scapy_gdoi import _consts
 
-from d3p_fast._d3p_fast import ffi, lib
+from d3p_fast._d3p_fast import ffi, lib  # ImportError when not built
 
-MODES = {"enforce": lib.NFQ_MODE_ENFORCE, "stamp": lib.NFQ_MODE_STAMP,
-         "pass": lib.NFQ_MODE_PASS}
-ACTIONS = {"drop": lib.NFQ_ACTION_DROP, "count": lib.NFQ_ACTION_COUNT}
-CAUSES = {lib.D3P_FRESH: "fresh", lib.D3P_TOO_OLD: "too_old", lib.D3P_TOO_NEW: "too_new",
-          lib.D3P_MALFORMED: "malformed"}
-CLOCKS = {lib.NFQ_CLOCK_NONE: "none", lib.NFQ_CLOCK_KERNEL: "kernel",
-          lib.NFQ_CLOCK_LOCAL: "local"}
+try:
+    MODES = {"enforce": lib.NFQ_MODE_ENFORCE, "stamp": lib.NFQ_MODE_STAMP,
+             "pass": lib.NFQ_MODE_PASS}
+    ACTIONS = {"drop": lib.NFQ_ACTION_DROP, "count": lib.NFQ_ACTION_COUNT}
+    CAUSES = {lib.D3P_FRESH: "fresh", lib.D3P_TOO_OLD: "too_old", lib.D3P_TOO_NEW: "too_new",
+              lib.D3P_MALFORMED: "malformed"}
+    CLOCKS = {lib.NFQ_CLOCK_NONE: "none", lib.NFQ_CLOCK_KERNEL: "kernel",
+              lib.NFQ_CLOCK_LOCAL: "local"}
+    _HISTORY_SLOTS = lib.NFQ_HISTORY_SLOTS
+    _counters_type = ffi.typeof("struct nfq_counters")
+except (AttributeError, ffi.error) as exc:
+    # A module compiled before the NFQUEUE loop existed (or from other headers).
+    raise ImportError("d3p_fast._d3p_fast is stale (%s); rebuild it "
+                      "(python d3p_fast/_build.py or pip install)" % exc) from exc
 
 #: Copy range when only the headers matter: the longest IPv4 header (60) plus
 #: the longest D3P header a Header Length octet can declare (255 * 4).
@@ -63,7 +70,7 @@ HEADERS_COPY_RANGE = 60 + 255 * 4
 #: range at 0xffff minus an attribute header).
 FULL_COPY_RANGE = 0xffff
 
-COUNTER_NAMES = tuple(name for name, _ in ffi.typeof("struct nfq_counters").fields)
+COUNTER_NAMES = tuple(name for name, _ in _counters_type.fields)
 
 # Window configuration ranges, as on the key server and member (seed document).
 _SEC_LOW, _SEC_HIGH = _consts.D3P_WINDOW_SEC_RANGE
@@ -362,7 +369,7 @@ def summarize(per_queue: List[Dict], group: str = "", history_per_minute=None):
     errors = {"too_old": totals["input_too_old"], "too_new": totals["input_too_new"],
               "malformed": totals["input_malformed"]}
     history = sample_history([r for q in per_queue for r in q["error_history"]],
-                             history_per_minute, lib.NFQ_HISTORY_SLOTS)
+                             history_per_minute, _HISTORY_SLOTS)
     return {
         "format": "scapy-gdoi-d3p-replay-1",
         "group": group,
