@@ -24,7 +24,11 @@ receiver's INPUT hook (mangle table), consumed by, in turn:
 Each consumer runs pinned to the consumer CPU and reports, from its own
 process accounting (getrusage, user and system apart), the CPU time it spent
 from when the queue was bound until it went idle, and the time between its
-first and last packet.  Figures printed per configuration: packets handled,
+first and last packet (our loop: its published counters polled every 5 ms).
+The receive path up to the queue (veth, NFQUEUE enqueue) runs in softirq on
+the sender's CPU; re-injection after a verdict runs in the consumer's verdict
+system call, so it is part of the consumer's system time for every consumer.
+Figures printed per configuration: packets handled,
 packets per second through the queue, user / system / total CPU microseconds
 per packet; then the ratios the issue sets as targets.
 Reference (issue 5, same 2-core machine, 300k packets): python
