@@ -86,6 +86,8 @@ def _common(parser, chain, match):
     parser.add_argument("--chain", default=chain, help="chain for --install-rule (%s)" % chain)
     parser.add_argument("--match", default=None, metavar="ARGS",
                         help="iptables match for --install-rule (default %r)" % match)
+    parser.add_argument("--ipv6", action="store_true",
+                        help="with --install-rule: add the same rule with ip6tables too")
     parser.add_argument("--queue-bypass", action="store_true",
                         help="with --install-rule: accept, not drop, while no loop is bound")
     parser.add_argument("--group", default="", help="group name shown in the report")
@@ -235,7 +237,7 @@ def _serve(args, configs, what):
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     cpus = sorted(os.sched_getaffinity(0)) if args.pin else None
     group = NfqGroup(configs, group=args.group, cpus=cpus)
-    rule = None
+    rules = []
     status = 0
     window_file = _WindowFile(args.window_file) if getattr(args, "window_file", None) else None
     try:
@@ -245,10 +247,11 @@ def _serve(args, configs, what):
             print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
             return 1
         if args.install_rule:
-            rule = NfqueueRule(args.chain, [c.queue for c in configs], match,
-                               bypass=args.queue_bypass)
+            tools = ("iptables", "ip6tables") if args.ipv6 else ("iptables",)
             try:
-                rule.install()
+                for tool in tools:
+                    rules.append(NfqueueRule(args.chain, [c.queue for c in configs], match,
+                                             bypass=args.queue_bypass, iptables=tool).install())
             except RuleError as exc:
                 print("gdoi d3p %s: %s" % (what, exc), file=sys.stderr)
                 return 1
@@ -258,7 +261,7 @@ def _serve(args, configs, what):
               file=sys.stderr, flush=True)
         status = _wait(args, group, stop, window_file)
     finally:
-        if rule is not None:
+        for rule in reversed(rules):
             try:
                 rule.remove()  # first: no new packet for a queue about to close
             except RuleError as exc:

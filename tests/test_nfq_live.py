@@ -802,3 +802,19 @@ def test_stamp_counts_and_drops_what_it_cannot_stamp(pair):
     assert len(seen) == 1 and seen[0][20 + 12 + 8:] == b"s" * 20
     c = stats["counters"]
     assert (c["output_packets"], c["output_errors"], c["truncated"]) == (1, 1, 1)
+
+
+def test_install_rule_for_ipv6_too(pair, tmp_path):
+    stats_path = tmp_path / "six.json"
+    proc = gdoi(pair.receiver, "d3p", "enforce", "--queue", 26, "--window-sec", 5,
+                "--install-rule", "--ipv6", "--stats", stats_path)
+    try:
+        wait_for_file(stats_path, proc)
+        v6 = run("ip6tables", "-w", "-S", "INPUT", ns=pair.receiver).stdout
+        assert "-p %d" % D3P in v6 and "--queue-num 26" in v6
+        assert "--queue-num 26" in pair.rules_in(pair.receiver)
+    finally:
+        code, err = terminate(proc)
+    assert code == 0, err
+    assert "NFQUEUE" not in run("ip6tables", "-w", "-S", ns=pair.receiver).stdout
+    assert "NFQUEUE" not in pair.rules_in(pair.receiver)
