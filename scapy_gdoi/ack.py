@@ -14,8 +14,11 @@ RFC 8263 ACK (layout and numbers per DECISIONS.md §2)::
 
 The Cisco unicast rekey ACK is undocumented: per DECISIONS.md §2 it is a KEK-encrypted
 message whose cookies are the KEK SPI, recognised by the exchange type
-``EXCH_CISCO_REKEY_ACK``; :func:`decrypt_cisco_ack` opens it with the KEK.
+``EXCH_CISCO_REKEY_ACK``; :func:`decrypt_cisco_ack` opens it with the KEK and
+:func:`open_cisco_ack` also checks that it holds exactly SEQ + ID. It has no HASH, so
+that structure check is all the proof it offers (reported as "unverified").
 """
+import hashlib
 import ipaddress
 
 from scapy_gdoi import _consts as C
@@ -25,8 +28,14 @@ from scapy_gdoi.rekey import dissect
 #: Outcomes of an ACK HASH check, as the analyser reports them.
 HASH_VALID, HASH_INVALID, HASH_UNVERIFIED = "valid", "invalid", "unverified"
 
+#: SEQ payload: generic header + 32-bit SEQ (RFC 6407 §5.7); the value's offset.
+SEQ_PAYLOAD_LEN, SEQ_VALUE_OFFSET = 8, 4
+#: ID payload: generic header, ID Type, 3 octets (RFC 2408 §3.8), then the data.
+ID_TYPE_OFFSET, ID_PAYLOAD_MIN_LEN = 4, 8
+
 #: ACK HASH length -> hash, used only when the KEK_ACK_REQUESTED value was not seen.
-_ACK_HASH_BY_LENGTH = {32: C.KEK_ACK_SHA256, 48: C.KEK_ACK_SHA384, 64: C.KEK_ACK_SHA512}
+_ACK_HASH_BY_LENGTH = {hashlib.new(name).digest_size: value
+                       for value, name in crypto.ACK_HASH_NAMES.items()}
 
 
 class AckFormatError(ValueError):
@@ -86,6 +95,11 @@ def _member_id_payload(member_id):
 def build_ack(rekey, member_id, kek, method=None):
     """The RFC 8263 ACK a member sends for a received GROUPKEY-PUSH.
 
+    A member acknowledges only a rekey it accepts: the rekey must be a GROUPKEY-PUSH
+    under this KEK (cookies = ``kek.spi``), decrypt to a clean payload chain and, when
+    ``kek.public_key`` is known, carry a valid signature (RFC 6407 §4.7). Anything else
+    raises, so a tampered or foreign rekey is never acknowledged.
+
     :param rekey: the PUSH as received (encrypted: it is decrypted with `kek`) or its
         plaintext packet/bytes.
     :param member_id: the member's address (IPv4 / IPv6 text: ID_IPV4_ADDR / ID_IPV6_ADDR)
@@ -93,17 +107,39 @@ def build_ack(rekey, member_id, kek, method=None):
     :param kek: the :class:`~scapy_gdoi.rekey.KEKContext` that protects the rekey.
     :param method: KEK_ACK_REQUESTED value or hash name; default ``kek.ack_method``.
     :returns: a NEW dissected ``GDOI`` packet.
+    :raises AckFormatError: not a GROUPKEY-PUSH, or no SEQ payload.
+    :raises scapy_gdoi.crypto.GDOICryptoError: another KEK's rekey, a plaintext that is
+        not a GDOI message (wrong KEK / altered ciphertext), or a signature that fails.
     """
+    from scapy_gdoi.rekey import SIG_VALID, plaintext_problem
+    if kek is None:
+        raise crypto.GDOICryptoError("no KEK: a rekey can only be acknowledged with the "
+                                     "KEK that protects it")
     message = bytes(rekey)
     header = wire.Header(message)
+    if header.exch_type != C.EXCH_GROUPKEY_PUSH:
+        raise AckFormatError("exchange type %d is not GROUPKEY-PUSH (%d): nothing to "
+                             "acknowledge" % (header.exch_type, C.EXCH_GROUPKEY_PUSH))
+    if header.spi != kek.spi:
+        raise crypto.GDOICryptoError("the rekey's cookies %s are not the KEK SPI %s: it is "
+                                     "another KEK's rekey" % (header.spi.hex(), kek.spi.hex()))
     if header.encrypted:
         message = kek.decrypt_bytes(message)
+    problem = plaintext_problem(message, kek.cipher.block_size)
+    if problem:
+        raise crypto.GDOICryptoError("cannot decrypt the rekey with the KEK of SPI %s: %s"
+                                     % (kek.spi.hex(), problem))
+    if kek.public_key is not None:
+        verdict = kek.check_signature(message)
+        if verdict != SIG_VALID:
+            raise crypto.GDOICryptoError("the rekey's signature is %s: it is not "
+                                         "acknowledged" % verdict)
     seq_payloads = [p for t, _, p in wire.iter_payloads(header.next_payload,
                                                          message[wire.HEADER_LEN:])
                     if t == C.PT_SEQ]
     if not seq_payloads:
         raise AckFormatError("the rekey has no SEQ payload to acknowledge")
-    seq = int.from_bytes(seq_payloads[0][4:8], "big")
+    seq = int.from_bytes(seq_payloads[0][SEQ_VALUE_OFFSET:SEQ_PAYLOAD_LEN], "big")
     method = method if method is not None else kek.ack_method
     if method is None:
         raise crypto.GDOICryptoError("no ACK method: the KEK did not request ACKs "
@@ -154,19 +190,27 @@ def parse_ack(message):
         raise AckFormatError("ACK payloads are %s, expected HASH, SEQ, ID" % ", ".join(
             C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types))
     hash_payload, seq_payload, id_payload = (data for _, _, data in chain)
-    if len(seq_payload) != 8:
-        raise AckFormatError("SEQ payload is %d octets, expected 8" % len(seq_payload))
-    if len(id_payload) < 8:
-        raise AckFormatError("ID payload is %d octets, at least 8 expected"
-                             % len(id_payload))
-    return AckInfo(header.spi, int.from_bytes(seq_payload[4:8], "big"), hash_payload[4:],
-                   id_payload[4], id_payload[8:], seq_payload, id_payload)
+    if len(seq_payload) != SEQ_PAYLOAD_LEN:
+        raise AckFormatError("SEQ payload is %d octets, expected %d" % (
+            len(seq_payload), SEQ_PAYLOAD_LEN))
+    if len(id_payload) < ID_PAYLOAD_MIN_LEN:
+        raise AckFormatError("ID payload is %d octets, at least %d expected"
+                             % (len(id_payload), ID_PAYLOAD_MIN_LEN))
+    return AckInfo(header.spi, int.from_bytes(seq_payload[SEQ_VALUE_OFFSET:], "big"),
+                   hash_payload[wire.GENERIC_PAYLOAD_HEADER_LEN:], id_payload[ID_TYPE_OFFSET],
+                   id_payload[ID_PAYLOAD_MIN_LEN:], seq_payload, id_payload)
 
 
 def verify_ack(ack, kek, method=None):
     """True when the ACK's HASH is right for `kek` (a KEKContext); never raises on a bad
-    hash. `method` defaults to ``kek.ack_method``, then to the hash its length names."""
+    hash. `method` defaults to ``kek.ack_method``, then to the hash its length names.
+
+    :raises scapy_gdoi.crypto.GDOICryptoError: `kek` is None (nothing to verify with).
+    """
     info = ack if isinstance(ack, AckInfo) else parse_ack(ack)
+    if kek is None:
+        raise crypto.GDOICryptoError("no KEK to verify the ACK HASH with (use check_ack "
+                                     "for an \"unverified\" verdict)")
     if info.spi != kek.spi:
         return False
     method = method if method is not None else kek.ack_method
@@ -212,6 +256,66 @@ def decrypt_cisco_ack(message, kek):
     return kek.decrypt(message)
 
 
+#: Why a Cisco ACK can only be "unverified" (reported next to the verdict).
+CISCO_ACK_UNVERIFIED_REASON = (
+    "the Cisco rekey ACK has no HASH: it decrypts with the KEK to exactly SEQ + ID, the "
+    "only check available (DECISIONS.md §2)")
+
+#: The only payload chain a Cisco rekey ACK may carry (DECISIONS.md §2, project decision).
+CISCO_ACK_PAYLOADS = [C.PT_SEQ, C.PT_ID]
+
+
+def open_cisco_ack(message, kek):
+    """(SEQ, ID type, ID data) of a Cisco rekey ACK, after the only checks it allows.
+
+    The Cisco ACK is undocumented and carries no HASH and no MAC; it is encrypted with
+    the KEK under the KEK's static IV (facts §4.4). Project decision (DECISIONS.md §2):
+    the structure check after KEK decryption is the only proof available, so the
+    plaintext must be exactly SEQ + ID, a clean chain with less than one block of zero
+    padding. Anything else, in particular a GROUPKEY-PUSH relabelled as an ACK (its
+    SEQ, SA, KD, SIG chain decrypts cleanly too), is refused.
+
+    :raises AckFormatError: a PUSH / RFC 8263 ACK exchange, not encrypted, or not
+        exactly SEQ + ID.
+    :raises scapy_gdoi.crypto.GDOICryptoError: no KEK, another KEK's cookies, or the
+        plaintext is not a payload chain (wrong KEK or altered ciphertext).
+    """
+    from scapy_gdoi.rekey import plaintext_problem
+    if kek is None:
+        raise crypto.GDOICryptoError("no KEK to open the Cisco rekey ACK with")
+    message = bytes(message)
+    header = wire.Header(message)
+    if header.exch_type in (C.EXCH_GROUPKEY_PUSH, C.EXCH_GROUPKEY_PUSH_ACK):
+        # Its exchange byte is undocumented (EXCH_CISCO_REKEY_ACK is our decision), so
+        # only the two exchanges that mean something else under KEK cookies are refused.
+        raise AckFormatError("exchange type %d is a GROUPKEY-PUSH or an RFC 8263 ACK, not "
+                             "a Cisco rekey ACK" % header.exch_type)
+    if not header.encrypted:
+        raise AckFormatError("Cisco rekey ACK without the E flag")
+    if header.spi != kek.spi:
+        raise crypto.GDOICryptoError("cannot decrypt: cookies %s are not the KEK SPI %s"
+                                     % (header.spi.hex(), kek.spi.hex()))
+    plain = kek.decrypt_bytes(message)
+    problem = plaintext_problem(plain, kek.cipher.block_size)
+    if problem:
+        raise crypto.GDOICryptoError("cannot decrypt with the KEK of SPI %s: %s"
+                                     % (kek.spi.hex(), problem))
+    chain = list(wire.iter_payloads(header.next_payload, plain[wire.HEADER_LEN:]))
+    types = [ptype for ptype, _, _ in chain]
+    if types != CISCO_ACK_PAYLOADS:
+        raise AckFormatError("Cisco rekey ACK payloads are %s, expected exactly SEQ, ID" % (
+            ", ".join(C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types)))
+    (_, _, seq_payload), (_, _, id_payload) = chain
+    if len(seq_payload) != SEQ_PAYLOAD_LEN:
+        raise AckFormatError("SEQ payload is %d octets, expected %d" % (
+            len(seq_payload), SEQ_PAYLOAD_LEN))
+    if len(id_payload) < ID_PAYLOAD_MIN_LEN:
+        raise AckFormatError("ID payload is %d octets, at least %d expected"
+                             % (len(id_payload), ID_PAYLOAD_MIN_LEN))
+    return (int.from_bytes(seq_payload[SEQ_VALUE_OFFSET:], "big"),
+            id_payload[ID_TYPE_OFFSET], id_payload[ID_PAYLOAD_MIN_LEN:])
+
+
 def build_cisco_ack(kek, seq, member_id):
     """A Cisco-style rekey ACK as this project forges it (DECISIONS.md §2): SEQ and ID
     encrypted with the KEK, cookies = KEK SPI, exchange EXCH_CISCO_REKEY_ACK."""
@@ -227,32 +331,37 @@ def build_cisco_ack(kek, seq, member_id):
 def receive_ack(table, message, kek, member_id=None, method=None):
     """Process one ACK at the key server; returns the policy module's ``AckResult``.
 
-    The crypto verdict is made here (RFC 8263 HASH, or for a Cisco ACK whether it
-    decrypts to a clean SEQ payload chain with the KEK) and passed to
+    The crypto verdict is made here and passed to
     ``table.ack_received(member, seq, kind, hash_valid)`` of
-    :class:`scapy_gdoi.policy.MemberTable`, which decides whether it is recorded.
+    :class:`scapy_gdoi.policy.MemberTable`, which decides whether it is recorded:
+
+    * RFC 8263 ACK: ``hash_valid`` is the HASH check (:func:`verify_ack`).
+    * Cisco ACK: it has no HASH. Project decision (DECISIONS.md §2): the structure
+      check after KEK decryption (:func:`open_cisco_ack`: exactly SEQ + ID) is the only
+      proof available, so ``hash_valid`` is True only when it passes; decrypting is not
+      enough (a relabelled rekey decrypts too). This is weaker than a HASH: anyone who
+      holds the KEK, i.e. every member, can make one for any member ID.
 
     :param member_id: the member-table key; default: the ACK's ID payload as text.
     :param method: ACK method the key server requested; default ``kek.ack_method``.
     :raises AckFormatError: the message is neither kind of ACK, or has no SEQ.
+    :raises scapy_gdoi.crypto.GDOICryptoError: `kek` is None (an ACK cannot be judged
+        without the KEK that protects its rekey).
     """
     from scapy_gdoi.policy import ACK_KIND_CISCO, ACK_KIND_RFC8263
-    from scapy_gdoi.rekey import plaintext_problem
-    from scapy_gdoi.summary import summarize_bytes
+    if kek is None:
+        raise crypto.GDOICryptoError("no KEK: an ACK can only be checked with the KEK of "
+                                     "the rekey it acknowledges")
     message = bytes(message)
     header = wire.Header(message)
     if is_cisco_ack(header):
         kind, hash_valid, seq, member = ACK_KIND_CISCO, False, None, None
         try:
-            plain = kek.decrypt_bytes(message) if header.spi == kek.spi else None
-        except (crypto.GDOICryptoError, wire.WireError):
-            plain = None
-        if plain is not None and plaintext_problem(plain) is None:
-            summary = summarize_bytes(plain)
-            hash_valid, seq = summary.seq is not None, summary.seq
-            member = summary.member_id and member_id_text(*summary.member_id)
-        if seq is None:
-            # Unreadable: the verdict is "bad", under the SEQ the key server expects.
+            seq, id_type, id_data = open_cisco_ack(message, kek)
+            hash_valid, member = True, member_id_text(id_type, id_data)
+        except (AckFormatError, crypto.GDOICryptoError, wire.WireError):
+            # Unreadable or not exactly SEQ + ID: the verdict is "bad", under the SEQ
+            # the key server expects from this member.
             seq = _expected_seq(table, member_id)
     else:
         info = parse_ack(message)

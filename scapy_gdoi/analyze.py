@@ -39,6 +39,9 @@ _KIND_BY_EXCHANGE = {
     C.EXCH_CISCO_REKEY_ACK: KIND_CISCO_ACK,
 }
 
+#: Exchanges that carry a KEK SPI as cookies under their own exchange type.
+_KEK_COOKIE_EXCHANGES = (C.EXCH_GROUPKEY_PUSH, C.EXCH_GROUPKEY_PUSH_ACK)
+
 #: Rekeys remembered per KEK for ACK matching (bounded: constant memory). ACKs follow
 #: their rekey within seconds (RFC 8263), so the last 256 rekeys of a KEK are plenty.
 REKEYS_REMEMBERED_PER_KEK = 256
@@ -126,7 +129,7 @@ class Analyzer:
             report["error"] = "not GDOI: ISAKMP version %d.%d" % (
                 header.version >> 4, header.version & 0x0F)
             return
-        kind = _KIND_BY_EXCHANGE.get(header.exch_type, KIND_OTHER)
+        kind = self._kind(header)
         report["kind"] = kind
         if header.length > len(message):
             raise wire.WireError("truncated message: header Length %d, %d octets received"
@@ -142,6 +145,19 @@ class Analyzer:
             self._ack(report, header, message)
         else:
             self._cisco_ack(report, header, message)
+
+    def _kind(self, header):
+        """The message kind, by exchange type, with the Cisco ACK fallback.
+
+        The Cisco ACK's exchange type is undocumented (EXCH_CISCO_REKEY_ACK is a project
+        decision, DECISIONS.md §2), but it is the only encrypted message whose cookies
+        are a KEK SPI other than the PUSH itself and the (plaintext) RFC 8263 ACK: such
+        a message is classified as a Cisco ACK whatever its exchange byte says.
+        """
+        if (header.encrypted and header.exch_type not in _KEK_COOKIE_EXCHANGES
+                and self.keys.kek(header.spi) is not None):
+            return KIND_CISCO_ACK
+        return _KIND_BY_EXCHANGE.get(header.exch_type, KIND_OTHER)
 
     # -- per kind ----------------------------------------------------------------------
 
@@ -182,7 +198,7 @@ class Analyzer:
             return
         else:
             plain = kek.decrypt_bytes(message)
-            problem = rekey.plaintext_problem(plain)
+            problem = rekey.plaintext_problem(plain, kek.cipher.block_size)
             if problem:
                 report["signature"] = rekey.SIG_INVALID
                 report["error"] = ("cannot decrypt with the KEK of SPI %s: %s (wrong KEK or "
@@ -244,39 +260,40 @@ class Analyzer:
         kek = self.keys.kek(info.spi)
         verdict = ack.check_ack(info, kek)
         report["ack"] = {"seq": info.seq, "id": info.member, "hash": verdict,
-                         "rekey_frame": None}
-        if verdict != ack.HASH_INVALID:
-            report["ack"]["rekey_frame"] = self._match(report, info.spi, info.seq,
-                                                       info.member)
-        else:
-            report["error"] = "ACK HASH does not verify with the KEK of SPI %s" % (
-                info.spi.hex())
+                         "rekey_frame": None, "reason": None}
+        if verdict == ack.HASH_INVALID:
+            report["error"] = report["ack"]["reason"] = (
+                "ACK HASH does not verify with the KEK of SPI %s" % info.spi.hex())
+            return
+        if verdict == ack.HASH_UNVERIFIED:
+            report["ack"]["reason"] = "no KEK known for SPI %s" % info.spi.hex()
+        report["ack"]["rekey_frame"] = self._match(report, info.spi, info.seq, info.member)
 
     def _cisco_ack(self, report, header, message):
-        from scapy_gdoi import ack, rekey
-        from scapy_gdoi.summary import summarize_bytes
+        from scapy_gdoi import ack, crypto, wire
         spi = header.spi
         report["kek_spi"] = spi.hex()
         kek = self.keys.kek(spi)
+        # No HASH exists in a Cisco ACK: never "valid", at best "unverified" with the
+        # reason (DECISIONS.md §2; structure after KEK decryption is the only check).
         report["ack"] = {"seq": None, "id": None, "hash": ack.HASH_UNVERIFIED,
-                         "rekey_frame": None}
-        if kek is None or not header.encrypted:
-            report["error"] = ("cannot decrypt: no KEK known for SPI %s" % spi.hex()
-                               if header.encrypted else "Cisco rekey ACK without the E flag")
+                         "rekey_frame": None, "reason": None}
+        if kek is None and header.encrypted:
+            report["ack"]["reason"] = "no KEK known for SPI %s" % spi.hex()
+            report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
             return
-        plain = kek.decrypt_bytes(message)
-        problem = rekey.plaintext_problem(plain)
-        if problem:
+        try:
+            seq, id_type, id_data = ack.open_cisco_ack(message, kek)
+        except (ack.AckFormatError, crypto.GDOICryptoError, wire.WireError) as exc:
             report["ack"]["hash"] = ack.HASH_INVALID
-            report["error"] = "cannot decrypt with the KEK of SPI %s: %s" % (spi.hex(), problem)
+            report["ack"]["reason"] = str(exc)
+            report["error"] = str(exc)
             return
         report["decrypted"] = True
-        summary = summarize_bytes(plain)
-        member = ack.member_id_text(*summary.member_id) if summary.member_id else report["src"]
-        report["seq"] = summary.seq
-        report["ack"].update(seq=summary.seq, id=member, hash=ack.HASH_VALID)
-        if summary.seq is not None:
-            report["ack"]["rekey_frame"] = self._match(report, spi, summary.seq, member)
+        member = ack.member_id_text(id_type, id_data)
+        report["seq"] = seq
+        report["ack"].update(seq=seq, id=member, reason=ack.CISCO_ACK_UNVERIFIED_REASON)
+        report["ack"]["rekey_frame"] = self._match(report, spi, seq, member)
 
 
 def _add_error(report, message):
@@ -378,6 +395,8 @@ def format_report(report):
         details.append("DELETE " + ", ".join(",".join(d["spis"]) for d in report["deletes"]))
     if report["learned_keks"]:
         details.append("learned KEK " + ", ".join(report["learned_keks"]))
+    if report["ack"] and report["ack"].get("reason") and not report["error"]:
+        details.append("ACK %s: %s" % (report["ack"]["hash"], report["ack"]["reason"]))
     lines.extend("         " + d for d in details)
     if report["error"]:
         lines.append("         error: " + report["error"])

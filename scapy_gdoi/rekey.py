@@ -250,11 +250,17 @@ def _sig_offset(header, body):
     return offsets[-1][1]
 
 
-def plaintext_problem(plain):
+#: Largest KEK cipher block: the padding bound when the caller does not name its cipher.
+MAX_KEK_BLOCK_SIZE = max(cipher.block_size for cipher in crypto.KEK_CIPHERS.values())
+
+
+def plaintext_problem(plain, block_size=MAX_KEK_BLOCK_SIZE):
     """Why decrypted bytes are not a GDOI message, or None when they are.
 
     The body must be a payload chain starting with the header's Next Payload and
-    followed by less than one block of zero padding. A wrong KEK (or an altered
+    followed by less than one block of zero padding (facts §4.4: the sender pads to
+    the cipher's block size, so `block_size` is the KEK cipher's: 8 for DES/3DES, 16
+    for AES; without it the largest block is allowed). A wrong KEK (or an altered
     ciphertext) turns the first block into noise, which this catches: the result is a
     clear "cannot decrypt" rather than a bogus dissection.
     """
@@ -269,6 +275,7 @@ def plaintext_problem(plain):
     if header.next_payload == C.PT_NONE:
         return "plaintext announces no payload"
     trailer = body[end:]
-    if len(trailer) >= crypto.KEK_CIPHERS[C.KEK_ALG_AES].block_size or trailer.strip(b"\0"):
-        return "plaintext has %d octets of non-padding after the last payload" % len(trailer)
+    if len(trailer) >= block_size or trailer.strip(b"\0"):
+        return ("plaintext has %d octets of non-padding after the last payload (the "
+                "padding is under one %d-octet block)" % (len(trailer), block_size))
     return None

@@ -207,6 +207,77 @@ def test_cisco_ack_under_another_kek_is_a_bad_hash(kek):
     assert result.status is policy.AckStatus.BAD_HASH and not result.recorded
 
 
+def test_rekey_relabelled_as_cisco_ack_is_not_recorded(kek):
+    # Review finding: the exchange byte is not protected, and a rekey decrypts cleanly
+    # under the static IV, so only "exactly SEQ + ID" tells a Cisco ACK from a rekey.
+    relabelled = bytearray(_rekey(kek, 1))
+    relabelled[18] = C.EXCH_CISCO_REKEY_ACK
+    with pytest.raises(ack.AckFormatError, match="exactly SEQ, ID"):
+        ack.open_cisco_ack(bytes(relabelled), kek)
+    table = _table("cisco")
+    result = ack.receive_ack(table, bytes(relabelled), kek, member_id=MEMBER)
+    assert result.status is policy.AckStatus.BAD_HASH and not result.recorded
+    assert table.member(MEMBER).last_acked_seq is None
+
+
+@pytest.mark.parametrize("extra", ["none", "hash"])
+def test_cisco_ack_must_be_exactly_seq_and_id(kek, extra):
+    from scapy_gdoi.gdoi import GDOI
+    body = GDOI_SEQ(seq=1) if extra == "none" else (
+        GDOI_SEQ(seq=1) / GDOI_ID(id_type=C.ID_IPV4_ADDR, id_data=bytes(4))
+        / GDOI_HASH(hash=bytes(32)))
+    plain = GDOI(init_cookie=kek.spi[:8], resp_cookie=kek.spi[8:],
+                 exch_type=C.EXCH_CISCO_REKEY_ACK, flags=0, id=0) / body
+    message = kek.encrypt_bytes(bytes(plain))
+    with pytest.raises(ack.AckFormatError, match="expected exactly SEQ, ID"):
+        ack.open_cisco_ack(message, kek)
+    table = _table("cisco")
+    assert ack.receive_ack(table, message, kek, member_id=MEMBER).status \
+        is policy.AckStatus.BAD_HASH
+    good = bytes(ack.build_cisco_ack(kek, 1, MEMBER))
+    assert ack.open_cisco_ack(good, kek) == (1, C.ID_IPV4_ADDR, bytes([10, 0, 0, 5]))
+
+
+def test_build_ack_refuses_a_rekey_whose_signature_fails(kek):
+    impostor = KEKContext(kek.spi, "aes", kek.key, kek.iv,
+                          private_key=ec.generate_private_key(ec.SECP256R1()))
+    forged = bytes(forge_push(PushPolicy(impostor, 2, teks=[TEKPolicy(1)])))
+    with pytest.raises(crypto.GDOICryptoError, match="signature is invalid"):
+        ack.build_ack(forged, MEMBER, kek)
+    # A member without the signing key cannot tell, and acknowledges (documented).
+    assert ack.build_ack(forged, MEMBER, _member_view(kek))[GDOI_SEQ].seq == 2
+
+
+def test_build_ack_refuses_an_altered_rekey(kek):
+    altered = bytearray(_rekey(kek, 2))
+    altered[-1] ^= 1
+    with pytest.raises(crypto.GDOICryptoError, match="cannot decrypt the rekey"):
+        ack.build_ack(bytes(altered), MEMBER, _member_view(kek))
+
+
+def test_build_ack_refuses_another_keks_rekey_and_non_push(kek, signer):
+    other = KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
+                       private_key=signer)
+    with pytest.raises(crypto.GDOICryptoError, match="not the KEK SPI"):
+        ack.build_ack(bytes(forge_push(PushPolicy(other, 3, teks=[TEKPolicy(1)]))),
+                      MEMBER, kek)
+    not_push = bytearray(_rekey(kek, 3))
+    not_push[18] = C.EXCH_GROUPKEY_PULL
+    with pytest.raises(ack.AckFormatError, match="is not GROUPKEY-PUSH"):
+        ack.build_ack(bytes(not_push), MEMBER, kek)
+
+
+def test_missing_kek_is_a_clear_error(kek):
+    raw = bytes(ack.build_ack(_rekey(kek, 1), MEMBER, _member_view(kek)))
+    with pytest.raises(crypto.GDOICryptoError, match="no KEK"):
+        ack.receive_ack(_table("interoperable"), raw, None)
+    with pytest.raises(crypto.GDOICryptoError, match="no KEK"):
+        ack.verify_ack(ack.parse_ack(raw), None)
+    assert ack.check_ack(ack.parse_ack(raw), None) == ack.HASH_UNVERIFIED
+    with pytest.raises(crypto.GDOICryptoError, match="no KEK"):
+        ack.build_ack(_rekey(kek, 1), MEMBER, None)
+
+
 def test_push_policy_for_member_uses_the_policy_tables(kek):
     table = _table("interoperable")
     config = policy.GroupConfig(name="g", role="key-server", d3p_window_ms=5000)

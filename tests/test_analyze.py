@@ -163,7 +163,8 @@ def test_round_trip_every_cipher_and_signer(tmp_path, cipher, key_len, signer_na
     assert reports[1]["signature"] == "invalid"
     assert reports[1]["seq_status"] is None  # an invalid rekey does not move the SEQ
     assert reports[2]["kind"] == "ack"
-    assert reports[2]["ack"] == {"seq": 11, "id": MEMBER, "hash": "valid", "rekey_frame": 1}
+    assert reports[2]["ack"] == {"seq": 11, "id": MEMBER, "hash": "valid", "rekey_frame": 1,
+                                 "reason": None}
     assert reports[3]["src"] == "2001:db8::1"
     assert reports[3]["signature"] == "valid" and reports[3]["seq_status"] == "ok"
 
@@ -240,16 +241,48 @@ def test_acks_are_checked_and_matched(tmp_path, p256):
               udp848(unmatched, MEMBER, KS), udp848(cisco, "10.0.0.6", KS),
               udp848(good, MEMBER, KS)]
     reports = run(write_pcap(tmp_path / "acks.pcap", frames), keystore_for(kek))
-    assert reports[1]["ack"] == {"seq": 3, "id": MEMBER, "hash": "valid", "rekey_frame": 1}
+    assert reports[1]["ack"] == {"seq": 3, "id": MEMBER, "hash": "valid", "rekey_frame": 1,
+                                 "reason": None}
     assert reports[2]["ack"]["hash"] == "invalid" and reports[2]["ack"]["rekey_frame"] is None
     assert reports[3]["ack"]["hash"] == "valid" and reports[3]["ack"]["rekey_frame"] is None
     assert reports[4]["kind"] == "cisco-ack" and reports[4]["decrypted"]
-    assert reports[4]["ack"] == {"seq": 3, "id": "10.0.0.6", "hash": "valid",
-                                 "rekey_frame": 1}
+    # A Cisco ACK has no HASH: decrypted and well formed, but never "valid".
+    assert reports[4]["ack"] == {"seq": 3, "id": "10.0.0.6", "hash": "unverified",
+                                 "rekey_frame": 1, "reason": ack.CISCO_ACK_UNVERIFIED_REASON}
     assert "duplicate ACK" in reports[5]["error"]
     # Without the KEK the ACK HASH cannot be checked.
     reports = run(tmp_path / "acks.pcap")
     assert reports[1]["ack"]["hash"] == "unverified"
+    assert reports[1]["ack"]["reason"] == "no KEK known for SPI %s" % kek.spi.hex()
+
+
+def test_rekey_relabelled_as_cisco_ack_is_an_invalid_ack(tmp_path, p256):
+    # Review finding: exchange byte 33 -> 34 turned a rekey into a "valid" Cisco ACK,
+    # since it decrypts under the static IV and its chain holds a SEQ.
+    kek = new_kek(signer=p256)
+    rekey = push(kek, 7)
+    relabelled = bytearray(rekey)
+    relabelled[18] = C.EXCH_CISCO_REKEY_ACK
+    frames = [udp848(rekey), udp848(bytes(relabelled), MEMBER, KS)]
+    reports = run(write_pcap(tmp_path / "reflect.pcap", frames), keystore_for(kek))
+    assert reports[1]["kind"] == "cisco-ack"
+    assert reports[1]["ack"]["hash"] == "invalid"
+    assert reports[1]["ack"]["rekey_frame"] is None
+    assert "expected exactly SEQ, ID" in reports[1]["error"]
+
+
+def test_encrypted_message_under_a_known_kek_spi_is_a_cisco_ack(tmp_path, p256):
+    # The Cisco ACK's exchange byte is undocumented: any encrypted message whose cookies
+    # are a known KEK SPI, other than a PUSH or an RFC 8263 ACK, is classified as one.
+    kek = new_kek(signer=p256)
+    other_exchange = bytearray(bytes(ack.build_cisco_ack(kek, 4, MEMBER)))
+    other_exchange[18] = C.EXCH_GROUPKEY_PULL
+    frames = [udp848(push(kek, 4)), udp848(bytes(other_exchange), MEMBER, KS)]
+    reports = run(write_pcap(tmp_path / "fallback.pcap", frames), keystore_for(kek))
+    assert reports[1]["kind"] == "cisco-ack" and reports[1]["decrypted"]
+    assert reports[1]["ack"]["seq"] == 4 and reports[1]["ack"]["rekey_frame"] == 1
+    # Without the KEK it stays what its exchange says.
+    assert run(tmp_path / "fallback.pcap")[1]["kind"] == "pull"
 
 
 def test_pcapng_and_ipv6(tmp_path, p256):

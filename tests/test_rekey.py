@@ -240,3 +240,17 @@ def test_from_algorithm_key_splits_iv_and_key():
                                             key_len=32)
     assert context.iv == bytes(range(16)) and context.key == bytes(range(16, 48))
     assert context.algorithm_key == bytes(range(48))
+
+
+def test_padding_bound_is_the_ciphers_block_size(gdoid_kek, gdoid_frames):
+    # Review finding: 16 was used for DES/3DES too; their padding is under 8 octets.
+    plain = gdoid_kek.decrypt_bytes(gdoid_frames[30])
+    header = wire.Header(plain)
+    chain_end = wire.HEADER_LEN + wire.payload_map(header.next_payload,
+                                                   plain[wire.HEADER_LEN:])[1]
+    trimmed = plain[:chain_end]
+    assert gdoid_kek.cipher.block_size == 8  # 3DES
+    assert plaintext_problem(trimmed + bytes(7), 8) is None
+    assert "under one 8-octet block" in plaintext_problem(trimmed + bytes(8), 8)
+    assert plaintext_problem(trimmed + bytes(8), 16) is None
+    assert plaintext_problem(trimmed + bytes(8)) is None  # default: the largest block
