@@ -818,3 +818,32 @@ def test_install_rule_for_ipv6_too(pair, tmp_path):
     assert code == 0, err
     assert "NFQUEUE" not in run("ip6tables", "-w", "-S", ns=pair.receiver).stdout
     assert "NFQUEUE" not in pair.rules_in(pair.receiver)
+
+
+@pytest.mark.parametrize("gso", [True, False], ids=["gso-flag", "no-gso-flag"])
+def test_enforcer_takes_gso_packets_whole_with_the_gso_flag(pair, gso):
+    """A UDP GSO send queued on OUTPUT: with NFQA_CFG_F_GSO the loop gets one
+    super-packet (flagged GSO in NFQA_SKB_INFO) and its one verdict covers all
+    segments; without the flag the kernel segments first.  Not D3P, so
+    malformed; --action count lets it through either way."""
+    UDP_SEGMENT = 103  # <linux/udp.h>
+    pair.add_rule(pair.sender, "OUTPUT", ["-p", "udp", "--dport", str(UDP_PORT)], 27)
+    receiver = udp_receiver(pair)
+    config = nfq.NfqConfig(queue=27, window_ms=1000, action="count", gso=gso)
+    with inside(pair.sender):
+        loop = nfq.NfqLoop(config).open()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        loop.start()
+        s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, 500)
+        s.sendto(bytes(range(250)) * 10, (RECEIVER_IP, UDP_PORT))
+        got = drain(receiver)
+        c = loop.stats()["counters"]
+    finally:
+        loop.close()
+    assert b"".join(got) == bytes(range(250)) * 10 and len(got) == 5
+    if gso:
+        assert (c["input_packets"], c["gso_packets"], c["truncated"]) == (1, 1, 1)
+    else:
+        assert (c["input_packets"], c["gso_packets"]) == (5, 0)
+    assert c["input_malformed"] == c["input_packets"] == c["accepted"]
