@@ -340,7 +340,11 @@ def test_stamp_and_enforce_carry_plain_udp_end_to_end(pair, tmp_path):
         assert "NFQUEUE" in pair.rules_in(pair.receiver) and "NFQUEUE" in pair.rules_in(pair.sender)
         with inside(pair.sender):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sent = [b"plain-%d" % i + b"x" * (i * 13) for i in range(60)]
+        sent = [b"plain-%d" % i + b"x" * (i * 13) for i in range(59)]
+        # A datagram filling the 1500-octet MTU: 12 octets more after stamping,
+        # so the kernel fragments it on the way out and reassembles it before
+        # the receiver's INPUT hook.
+        sent.append(b"m" * 1472)
         for payload in sent:
             s.sendto(payload, (RECEIVER_IP, UDP_PORT))
         got = drain(receiver)
