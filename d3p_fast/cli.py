@@ -6,7 +6,12 @@ timestamp of each queued packet against the window (DECISIONS.md §3) and
 drops (or, with --action count, only counts) the stale ones; --strip hands
 accepted packets to the stack without their D3P header.
 stamp: the sending side (OUTPUT hook): inserts a D3P header carrying the
-current POSIX time in ms.
+current POSIX time in ms.  A stamped packet is 12 octets longer: one that no
+longer fits the MTU is fragmented by the kernel after the hook and reassembled
+by the receiver before its INPUT hook, where enforce sees it whole (lower the
+sender's MTU by 12 to avoid the fragments).  Enforce in INPUT, not
+PREROUTING/FORWARD: fragments there are malformed to it (only the first one
+carries the D3P header).
 
 Both end cleanly on SIGTERM/SIGINT: the iptables rule (if they added it) goes
 first, so no new packet waits on a queue about to close, then pending verdicts
