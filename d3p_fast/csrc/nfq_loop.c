@@ -7,8 +7,11 @@
  * block for the first, then take whatever else is queued), and answers a run
  * of packets with one NFQNL_MSG_VERDICT_BATCH, packing every verdict message
  * of a round into one send (nfq_verdict.c).  Verdicts are sent when the
- * socket goes idle (a non-blocking receive finds nothing), so no packet waits
- * for further traffic.
+ * socket goes idle (a round comes back short, or a non-blocking receive finds
+ * nothing), so no packet waits for further traffic, and under sustained load
+ * at least every NFQ_FLUSH_PACKETS packets.  After a short round the loop may
+ * sleep coalesce_us (interrupt moderation) so the next round is a batch
+ * rather than a single packet; measured in bench/bench_nfq.py.
  *
  * Error policy (kernel selftest nf_queue.c, Suricata source-nfq.c):
  * EINTR -> retry; EAGAIN -> idle: send pending verdicts and look at the stop
