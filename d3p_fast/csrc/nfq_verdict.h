@@ -10,6 +10,9 @@
  *     NFQNL_MSG_VERDICT with the new payload;
  *   - the caller closes the batch and sends the buffer when the socket goes
  *     idle, so no accepted packet waits for more traffic.
+ * A drop therefore ends a run of accepts at once, but the messages leave in
+ * the round's one send, not one send per drop: under a flood of stale
+ * packets (the attack D3P is for) consecutive drops batch like accepts.
  * Several messages go out in one send: the kernel handles every netlink
  * message of a datagram in order (netlink_rcv_skb).  Because the kernel
  * hands packets to us in id order, a batch verdict never reaches a packet we
