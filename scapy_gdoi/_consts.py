@@ -89,6 +89,9 @@ PT_SEQ = 18  # Sequence Number [C]
 PT_POP = 19  # Proof of Possession, RFC 3547 only (RFC 6407 removed it) [C]
 PT_GAP = 22  # Group Associated Policy [C] RFC 6407 §5.2.2
 
+#: The payloads an SA's sub-payload chain may hold (RFC 6407 §5.1).
+SA_MEMBER_TYPES = (PT_SAK, PT_GAP, PT_SAT)
+
 GDOI_PAYLOAD_TYPES = {
     PT_NONE: "None",
     PT_SA: "SA",
@@ -148,9 +151,16 @@ ID_IPV4_ADDR = 1
 ID_IPV4_ADDR_SUBNET = 4
 ID_IPV6_ADDR = 5
 ID_IPV6_ADDR_SUBNET = 6
+ID_FQDN = 2
+ID_USER_FQDN = 3
 ID_KEY_ID = 11
-#: Data length each address-shaped ID type implies; used to detect the encoding.
+#: ID types whose data is text (RFC 2407 §4.6.2.2, §4.6.2.3).
+ID_TEXT_TYPES = (ID_FQDN, ID_USER_FQDN)
+#: Data length each address-shaped ID type implies (RFC 2407 §4.6.2): used to render
+#: and parse ID data and to score the two SA TEK encodings when both fit.
 ID_DATA_LENGTHS = {1: 4, 4: 8, 5: 16, 6: 32, 7: 8, 8: 32}
+#: Address family of each address-shaped ID type.
+ID_ADDRESS_FAMILIES = {1: 4, 4: 4, 7: 4, 5: 6, 6: 6, 8: 6}
 
 #: ESP transform identifiers (RFC 2407 §4.4.4, IANA "ESP Transform Identifiers").
 ESP_TRANSFORMS = {
@@ -306,7 +316,27 @@ KD_ATTRIBUTES = {KD_TEK: TEK_KEY_ATTRIBUTES, KD_KEK: KEK_KEY_ATTRIBUTES,
 #: Key-packet attributes that are basic (TV); all the others are TLV.
 KD_TV_ATTRIBUTES = {(KD_SID, 1)}
 
-# -- Certificates, notifications (RFC 2408 §3.9, §3.14.1) -----------------------------
+# -- Protocol IDs, certificates, notifications (RFC 2407 §4.4.1, RFC 2408 §3.9, §3.14.1)
+
+#: Protocol-ID of DELETE / NOTIFY payloads (IPsec DOI "Security Protocol Identifiers";
+#: gdoid deletes the KEK with PROTO_ISAKMP and TEKs with the ESP/AH numbers).
+PROTOCOL_IDS = {1: "PROTO_ISAKMP", 2: "PROTO_IPSEC_AH", 3: "PROTO_IPSEC_ESP", 4: "PROTO_IPCOMP"}
+
+#: Notify Message Types (RFC 2408 §3.14.1; R-U-THERE from RFC 3706).
+NOTIFY_TYPES = {
+    1: "INVALID-PAYLOAD-TYPE", 2: "DOI-NOT-SUPPORTED", 3: "SITUATION-NOT-SUPPORTED",
+    4: "INVALID-COOKIE", 5: "INVALID-MAJOR-VERSION", 6: "INVALID-MINOR-VERSION",
+    7: "INVALID-EXCHANGE-TYPE", 8: "INVALID-FLAGS", 9: "INVALID-MESSAGE-ID",
+    10: "INVALID-PROTOCOL-ID", 11: "INVALID-SPI", 12: "INVALID-TRANSFORM-ID",
+    13: "ATTRIBUTES-NOT-SUPPORTED", 14: "NO-PROPOSAL-CHOSEN", 15: "BAD-PROPOSAL-SYNTAX",
+    16: "PAYLOAD-MALFORMED", 17: "INVALID-KEY-INFORMATION", 18: "INVALID-ID-INFORMATION",
+    19: "INVALID-CERT-ENCODING", 20: "INVALID-CERTIFICATE", 21: "CERT-TYPE-UNSUPPORTED",
+    22: "INVALID-CERT-AUTHORITY", 23: "INVALID-HASH-INFORMATION", 24: "AUTHENTICATION-FAILED",
+    25: "INVALID-SIGNATURE", 26: "ADDRESS-NOTIFICATION", 27: "NOTIFY-SA-LIFETIME",
+    28: "CERTIFICATE-UNAVAILABLE", 29: "UNSUPPORTED-EXCHANGE-TYPE",
+    30: "UNEQUAL-PAYLOAD-LENGTHS", 16384: "CONNECTED", 36136: "R-U-THERE",
+    36137: "R-U-THERE-ACK",
+}
 
 CERT_ENCODINGS = {1: "PKCS #7 wrapped X.509", 2: "PGP", 3: "DNS Signed Key",
                   4: "X.509 Certificate - Signature",

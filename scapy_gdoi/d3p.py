@@ -47,6 +47,8 @@ __all__ = ["D3P", "D3PTimestampField", "bind_d3p_ip_proto", "d3p_ip_proto", "d3p
 
 #: Header Length counts 4-octet words (DECISIONS.md §3).
 _WORD = 4
+#: The largest extension a one-octet Header Length can announce.
+_MAX_EXTENSION = (255 - D3P_HEADER_LEN_UNITS) * _WORD
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _LAST_DATETIME_MS = int((datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
                          - _EPOCH).total_seconds() * 1000)
@@ -110,6 +112,13 @@ class D3P(Packet):
             return conf.raw_layer
         return cls
 
+    def self_build(self):
+        if self.len is None and len(self.extension or b"") > _MAX_EXTENSION:
+            raise ValueError("a D3P extension holds at most %d octets (Header Length is "
+                             "one octet of 4-octet words), not %d"
+                             % (_MAX_EXTENSION, len(self.extension)))
+        return super().self_build()
+
     def post_build(self, pkt, pay):
         if self.len is None:
             # Pad an odd-sized extension so Header Length (in words) covers it.
@@ -118,9 +127,11 @@ class D3P(Packet):
         return pkt + pay
 
     def mysummary(self):
-        return "D3P ts=%d (%s)" % (self.timestamp,
-                                   D3P_TIMESTAMP_TYPES.get(self.tsType,
-                                                           "type %d" % self.tsType))
+        kind = D3P_TIMESTAMP_TYPES.get(self.tsType, "type %s" % self.tsType)
+        text = "D3P ts=%s (%s)" % (self.timestamp, kind)
+        if self.len is not None and self.len < D3P_HEADER_LEN_UNITS:
+            text += " malformed hlen=%d" % self.len  # DECISIONS.md §3
+        return text
 
     def _do_summary(self):
         # Scapy shows only the innermost layer that has a summary (UDP ports...);
@@ -169,6 +180,8 @@ def bind_d3p_ip_proto(proto=D3P_IP_PROTO):
     so it is configurable; the previous binding is removed, for dissection and build.
     """
     global _ip_proto
+    if type(proto) is not int:
+        raise ValueError("an IP protocol number is an int 0..255, got %r" % (proto,))
     if not 0 <= proto <= 255:
         raise ValueError("an IP protocol number is 0..255, got %r" % (proto,))
     if _ip_proto is not None:

@@ -10,17 +10,26 @@ import struct
 
 from scapy.fields import ShortField, StrLenField
 
-from scapy_gdoi._consts import ID_DATA_LENGTHS
+from scapy_gdoi._consts import ID_ADDRESS_FAMILIES, ID_DATA_LENGTHS, ID_TEXT_TYPES, ID_TYPES
 
 __all__ = ["IdentDataField", "AttrValueField", "AttrDataField", "encode_ident"]
 
 
-def encode_ident(value):
-    """Turn a human identity into ID Data bytes (RFC 2407 §4.6.2).
+def _parse_address(text, family):
+    address = ipaddress.ip_address(text)
+    if family is not None and address.version != family:
+        raise ValueError("%s is not an IPv%d address" % (text, family))
+    return address
 
-    Accepts ``"10.0.0.1"``, ``"2001:db8::1"``, ``"10.1.0.0/16"`` or
-    ``"10.1.0.0/255.255.0.0"`` (subnet: address then mask), ``"10.0.0.1-10.0.0.9"``
-    (range), an ``int`` (a 4-octet KEY_ID such as a group number) or raw bytes.
+
+def encode_ident(value, id_type=None):
+    """Turn a human identity into ID Data bytes for *id_type* (RFC 2407 §4.6.2).
+
+    Address types take ``"10.0.0.1"`` / ``"2001:db8::1"`` (ADDR), ``"10.1.0.0/16"`` or
+    ``"10.1.0.0/255.255.0.0"`` (SUBNET: address then mask) and ``"10.0.0.1-10.0.0.9"``
+    (RANGE), in the family the type names; FQDN and USER_FQDN take text; an ``int`` is
+    a 4-octet KEY_ID (a group number, as gdoid sends); bytes pass unchanged. Without
+    *id_type* the shape of the text decides.
     """
     if value is None:
         return b""
@@ -29,24 +38,34 @@ def encode_ident(value):
     if isinstance(value, int):
         return struct.pack("!I", value)
     text = str(value)
-    if "-" in text and "/" not in text:
-        first, last = text.split("-", 1)
-        return ipaddress.ip_address(first).packed + ipaddress.ip_address(last).packed
-    if "/" in text:
-        addr, mask = text.split("/", 1)
-        address = ipaddress.ip_address(addr)
-        if mask.isdigit():
-            network = ipaddress.ip_network("%s/%s" % (addr, mask), strict=False)
-            return address.packed + network.netmask.packed
-        return address.packed + ipaddress.ip_address(mask).packed
-    try:
-        return ipaddress.ip_address(text).packed
-    except ValueError:
+    if id_type in ID_TEXT_TYPES or (id_type is not None and id_type not in ID_ADDRESS_FAMILIES):
         return text.encode()
+    family = ID_ADDRESS_FAMILIES.get(id_type)
+    try:
+        if id_type in (4, 6) or (id_type is None and "/" in text):
+            addr, mask = text.split("/", 1)
+            address = _parse_address(addr, family)
+            if mask.isdigit():
+                network = ipaddress.ip_network("%s/%s" % (addr, mask), strict=False)
+                return address.packed + network.netmask.packed
+            return address.packed + _parse_address(mask, address.version).packed
+        if id_type in (7, 8) or (id_type is None and "-" in text):
+            first, last = text.split("-", 1)
+            address = _parse_address(first, family)
+            return address.packed + _parse_address(last, address.version).packed
+        return _parse_address(text, family).packed
+    except ValueError as exc:
+        if id_type is None:
+            return text.encode()
+        raise ValueError("ID data %r does not fit %s: %s"
+                         % (text, ID_TYPES.get(id_type, id_type), exc)) from None
 
 
 def _render_ident(id_type, data):
     """Show ID Data the way the ID type says it is laid out, bytes otherwise."""
+    if id_type in ID_TEXT_TYPES:
+        text = bytes(data).decode("ascii", "replace")
+        return text if text.isprintable() and "\ufffd" not in text else None
     expected = ID_DATA_LENGTHS.get(id_type)
     if expected is None or len(data) != expected:
         return None
@@ -62,10 +81,12 @@ def _render_ident(id_type, data):
 
 
 class IdentDataField(StrLenField):
-    """ID Data whose rendering depends on a sibling ID Type field.
+    """ID Data whose encoding and rendering depend on a sibling ID Type field.
 
-    The machine value is always the bytes on the wire, so malformed data (an
-    IPV4_ADDR of 3 octets) survives a round trip; it is then shown as hex.
+    Text given by the user is kept as text and encoded on build with the ID Type
+    the packet has then (so the order of keyword arguments does not matter). The
+    machine value is the bytes on the wire, so malformed data (an IPV4_ADDR of 3
+    octets) survives a round trip; it is then shown as hex.
     """
     __slots__ = ["type_field"]
 
@@ -74,10 +95,20 @@ class IdentDataField(StrLenField):
         self.type_field = type_field
 
     def any2i(self, pkt, x):
+        if isinstance(x, str):
+            return x
         return encode_ident(x)
 
+    def i2m(self, pkt, x):
+        if isinstance(x, str):
+            return encode_ident(x, getattr(pkt, self.type_field, None))
+        return super().i2m(pkt, x)
+
+    def i2len(self, pkt, x):
+        return len(self.i2m(pkt, x))
+
     def i2repr(self, pkt, x):
-        if x is None:
+        if x is None or isinstance(x, str):
             return repr(x)
         rendered = _render_ident(getattr(pkt, self.type_field, None), x)
         return rendered if rendered is not None else "0x" + bytes(x).hex()

@@ -52,13 +52,8 @@ from scapy.fields import (
     XStrLenField,
 )
 from scapy.layers.inet import UDP
-from scapy.layers.isakmp import (
-    ISAKMP,
-    ISAKMP_payload_Proposal,
-    ISAKMP_protos,
-    NotifyMessageType,
-)
-from scapy.packet import Packet, bind_bottom_up, bind_top_down
+from scapy.layers.isakmp import ISAKMP, ISAKMP_payload_Proposal
+from scapy.packet import NoPayload, Packet, bind_bottom_up, bind_top_down
 
 from scapy_gdoi import _consts as C
 from scapy_gdoi.fields import AttrDataField, AttrValueField, IdentDataField
@@ -69,7 +64,7 @@ __all__ = [
     "GDOI_ID", "GDOI_HASH", "GDOI_SIG", "GDOI_NONCE", "GDOI_KE", "GDOI_CERT", "GDOI_DELETE",
     "GDOI_NOTIFY", "GDOI_VENDOR_ID", "GDOI_POP", "GDOI_Attribute", "GDOI_KEK_Attr",
     "GDOI_GAP_Attr", "GDOI_IPsec_Attr", "GDOI_KD_TEK_Attr", "GDOI_KD_KEK_Attr",
-    "GDOI_KD_LKH_Attr", "GDOI_KD_SID_Attr", "find_attr", "attr_value", "set_encoding",
+    "GDOI_KD_LKH_Attr", "GDOI_KD_SID_Attr", "find_attr", "attr_value", "set_encoding", "clear_lengths",
     "get_encoding", "detect_sat_encoding", "payload_type_of",
 ]
 
@@ -100,13 +95,17 @@ class GDOI_Attribute(Packet):
     """One data attribute: basic (TV, AF=1, 16-bit value) or variable (TLV).
 
     ``af`` left at None is decided on build: TLV when ``data`` is set, TV otherwise.
-    Passing ``value=`` with bytes, a number above 16 bits, or for an attribute the
-    specification makes TLV, stores it in ``data`` instead.
+    Giving ``value`` bytes, a number above 16 bits, or a number for an attribute the
+    specification makes TLV, stores it in ``data`` instead -- at construction and on
+    every later assignment. An ``af`` that contradicts the value given, or a type
+    above 15 bits, is refused on build rather than silently dropped.
     """
     name = "GDOI attribute"
     attr_table = {}  # type -> (name, {value: name})
     tlv_widths = {}  # TLV attributes that carry a number of a mandated width
     numeric_tlv = frozenset()  # TLV attributes shown as numbers
+    #: Types that may be basic (TV); None means every type may be.
+    tv_types = None
     fields_desc = [
         BitField("af", None, 1),
         BitEnumField("type", 0, 15, {}),
@@ -117,9 +116,16 @@ class GDOI_Attribute(Packet):
     ]
 
     def __init__(self, _pkt=b"", *args, **fields):
-        if not _pkt and "value" in fields and self._value_needs_tlv(fields):
+        if not _pkt and "value" in fields and self._value_needs_tlv(
+                fields["value"], fields.get("type", 0), fields.get("af")):
             fields["data"] = fields.pop("value")
         super().__init__(_pkt, *args, **fields)
+
+    def setfieldval(self, attr, val):
+        if attr == "value" and self._value_needs_tlv(val, self.type, self.af):
+            self.fields.pop("value", None)
+            attr = "data"
+        super().setfieldval(attr, val)
 
     @classmethod
     def _type_number(cls, attr_type):
@@ -130,12 +136,27 @@ class GDOI_Attribute(Packet):
             raise ValueError("unknown %s type %r" % (cls.name, attr_type))
         return attr_type
 
-    def _value_needs_tlv(self, fields):
-        value = fields["value"]
-        attr_type = self._type_number(fields.get("type", 0))
+    def _value_needs_tlv(self, value, attr_type, af):
+        if af is not None or isinstance(value, str) or value is None:
+            return False  # an explicit AF is the user's call; names are TV values
+        attr_type = self._type_number(attr_type)
         if isinstance(value, (bytes, bytearray)) or attr_type in self.tlv_widths:
             return True
+        if self.tv_types is not None and attr_type not in self.tv_types:
+            return True
         return isinstance(value, int) and not 0 <= value <= 0xFFFF
+
+    def self_build(self):
+        af = self.fields.get("af")
+        if self.type > 0x7FFF:
+            raise ValueError("attribute type %d does not fit 15 bits" % self.type)
+        if af == 0 and "value" in self.fields:
+            raise ValueError("af=0 (TLV) with a TV value: give data= instead")
+        if af == 1 and self.fields.get("data") is not None:
+            raise ValueError("af=1 (TV) with TLV data: give value= instead")
+        if self.is_basic and not 0 <= (self.value or 0) <= 0xFFFF:
+            raise ValueError("a basic (TV) attribute carries 16 bits, not %d" % self.value)
+        return super().self_build()
 
     @property
     def is_basic(self):
@@ -181,7 +202,7 @@ class GDOI_Attribute(Packet):
         return cls
 
 
-def _attribute_class(name, table, tlv_widths=None, numeric_tlv=()):
+def _attribute_class(name, table, tlv_widths=None, numeric_tlv=(), tv_types=None):
     enum = {number: entry[0] for number, entry in table.items()}
     fields = list(GDOI_Attribute.fields_desc)
     fields[1] = BitEnumField("type", 0, 15, enum)
@@ -190,6 +211,7 @@ def _attribute_class(name, table, tlv_widths=None, numeric_tlv=()):
         "attr_table": table,
         "tlv_widths": dict(tlv_widths or {}),
         "numeric_tlv": frozenset(numeric_tlv) | frozenset(tlv_widths or {}),
+        "tv_types": tv_types,
         "fields_desc": fields,
         "dispatch_hook": GDOI_Attribute.__dict__["dispatch_hook"],
     })
@@ -199,10 +221,17 @@ GDOI_KEK_Attr = _attribute_class("GDOI_KEK_Attr", C.KEK_ATTRIBUTES, C.KEK_TLV_AT
 GDOI_GAP_Attr = _attribute_class("GDOI_GAP_Attr", C.GAP_ATTRIBUTES, C.GAP_TLV_ATTRIBUTES)
 GDOI_IPsec_Attr = _attribute_class("GDOI_IPsec_Attr", C.IPSEC_SA_ATTRIBUTES,
                                    numeric_tlv=(2, 12))
-GDOI_KD_TEK_Attr = _attribute_class("GDOI_KD_TEK_Attr", C.TEK_KEY_ATTRIBUTES)
-GDOI_KD_KEK_Attr = _attribute_class("GDOI_KD_KEK_Attr", C.KEK_KEY_ATTRIBUTES)
-GDOI_KD_LKH_Attr = _attribute_class("GDOI_KD_LKH_Attr", C.LKH_KEY_ATTRIBUTES)
-GDOI_KD_SID_Attr = _attribute_class("GDOI_KD_SID_Attr", C.SID_KEY_ATTRIBUTES)
+
+def _kd_attribute_class(name, kd_type):
+    # Key packet attributes are TLV except the few KD_TV_ATTRIBUTES (RFC 6407 §5.6).
+    tv_types = frozenset(t for (kind, t) in C.KD_TV_ATTRIBUTES if kind == kd_type)
+    return _attribute_class(name, C.KD_ATTRIBUTES[kd_type], tv_types=tv_types)
+
+
+GDOI_KD_TEK_Attr = _kd_attribute_class("GDOI_KD_TEK_Attr", C.KD_TEK)
+GDOI_KD_KEK_Attr = _kd_attribute_class("GDOI_KD_KEK_Attr", C.KD_KEK)
+GDOI_KD_LKH_Attr = _kd_attribute_class("GDOI_KD_LKH_Attr", C.KD_LKH)
+GDOI_KD_SID_Attr = _kd_attribute_class("GDOI_KD_SID_Attr", C.KD_SID)
 
 _KD_ATTR_CLASSES = {C.KD_TEK: GDOI_KD_TEK_Attr, C.KD_KEK: GDOI_KD_KEK_Attr,
                     C.KD_LKH: GDOI_KD_LKH_Attr, C.KD_SID: GDOI_KD_SID_Attr}
@@ -257,10 +286,13 @@ class _GDOIChain(Packet):
         return self.name
 
     def guess_payload_class(self, payload):
+        inside_sa = _inside_sa(self)
         if self.next_payload == C.PT_NONE:
             # After the last top-level payload only the encryption padding remains
             # (RFC 2408 §3.1: Length includes it); inside an SA it is junk.
-            return conf.raw_layer if _inside_sa(self) else conf.padding_layer
+            return conf.raw_layer if inside_sa else conf.padding_layer
+        if inside_sa:
+            return _sa_member_class(self.next_payload)
         return GDOI_PAYLOAD_CLASSES.get(self.next_payload, GDOI_Payload)
 
     def default_payload_class(self, payload):
@@ -270,8 +302,10 @@ class _GDOIChain(Packet):
 class GDOI_Payload(_GDOIChain):
     """Generic ISAKMP payload header (RFC 2408 §3.2) with an opaque body.
 
-    Subclasses append their fields; a subclass whose lengths do not fit the bytes
-    (see ``_fits``) is dissected as this generic payload instead.
+    Subclasses append their fields, the last of which runs to the end of the
+    Payload Length; a subclass whose lengths do not fit the bytes (``min_length``,
+    ``_fits``) is dissected as this generic payload instead, so no field ever reads
+    past the declared length (RFC 2408 §3.2).
     """
     name = "GDOI payload"
     show_indent = 0
@@ -305,14 +339,6 @@ class GDOI_Payload(_GDOIChain):
     def _fits(cls, body):
         """Whether *body* (exactly Payload Length octets) has this payload's layout."""
         return True
-
-    def do_dissect(self, s):
-        # No field may read past the declared Payload Length (RFC 2408 §3.2).
-        if len(s) >= 4:
-            length = struct.unpack("!H", s[2:4])[0]
-            if 4 <= length <= len(s):
-                return super().do_dissect(s[:length]) + s[length:]
-        return super().do_dissect(s)
 
     def post_build(self, pkt, pay):
         if self.length is None:
@@ -416,13 +442,25 @@ class GDOI_DELETE(GDOI_Payload):
     min_length = 12
     fields_desc = _payload_header() + [
         IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
-        ByteEnumField("protocol_id", 1, ISAKMP_protos),
+        ByteEnumField("protocol_id", 1, C.PROTOCOL_IDS),
         FieldLenField("spi_size", None, length_of="spis", fmt="B",
                       adjust=lambda pkt, x: len(pkt.spis[0]) if pkt.spis else 0),
         FieldLenField("num_spis", None, count_of="spis", fmt="H"),
         FieldListField("spis", [], XStrLenField("", b"", length_from=lambda pkt: pkt.spi_size),
                        count_from=lambda pkt: pkt.num_spis),
     ]
+
+    def __init__(self, _pkt=b"", *args, **fields):
+        # TEK SPIs are numbers elsewhere (GDOI_SAT.spi): take them as 4 octets here.
+        if not _pkt and "spis" in fields:
+            fields["spis"] = [s.to_bytes(4, "big") if isinstance(s, int) else s
+                              for s in fields["spis"]]
+        super().__init__(_pkt, *args, **fields)
+
+    def self_build(self):
+        if len({len(spi) for spi in self.spis}) > 1 and self.spi_size is None:
+            raise ValueError("one DELETE payload carries SPIs of one size (RFC 2408 §3.15)")
+        return super().self_build()
 
     @classmethod
     def _fits(cls, body):
@@ -436,9 +474,9 @@ class GDOI_NOTIFY(GDOI_Payload):
     min_length = 12
     fields_desc = _payload_header() + [
         IntEnumField("doi", C.DOI_GDOI, C.DOI_NAMES),
-        ByteEnumField("protocol_id", 1, ISAKMP_protos),
+        ByteEnumField("protocol_id", 1, C.PROTOCOL_IDS),
         FieldLenField("spi_size", None, length_of="spi", fmt="B"),
-        ShortEnumField("notify_type", 0, NotifyMessageType),
+        ShortEnumField("notify_type", 0, C.NOTIFY_TYPES),
         XStrLenField("spi", b"", length_from=lambda pkt: pkt.spi_size),
         XStrLenField("notify_data", b"",
                      length_from=lambda pkt: max(0, (pkt.length or 0) - 12 - pkt.spi_size)),
@@ -608,22 +646,39 @@ def _ipsec_sat_fields(id_len_fmt):
     ]
 
 
-def _sat_layout_fits(body, id_len):
-    """Whether an ESP/AH SA TEK body parses with *id_len*-octet ID Data Lengths, with its
-    attributes ending exactly at the end of the payload."""
-    offset = 5 + 4  # header, Protocol-ID, Protocol, SRC ID Type, SRC ID Port
+def _sat_layout(body, id_len):
+    """Parse an ESP/AH SA TEK body with *id_len*-octet ID Data Lengths.
+
+    Returns None when the layout does not fit -- both ID blocks, Transform ID and
+    SPI must fit and the IPsec SA attributes must end exactly at the end of the
+    payload -- else a plausibility score: one point for each ID whose data length
+    is the one its ID type implies, one for a known Transform ID, one for a
+    non-zero SPI.
+    """
+    score, offset = 0, 6  # generic header, Protocol-ID, Protocol
     for _side in (0, 1):
-        if offset + id_len > len(body):
-            return False
+        if offset + 3 + id_len > len(body):
+            return None
+        id_type = body[offset]
+        offset += 3  # ID Type, ID Port
         data_len = int.from_bytes(body[offset:offset + id_len], "big")
         offset += id_len + data_len
-        if _side == 0:
-            offset += 3  # DST ID Type, DST ID Port
-    offset += 5  # Transform ID, SPI
-    return offset <= len(body) and _attributes_fit(body[offset:])
+        score += C.ID_DATA_LENGTHS.get(id_type, data_len) == data_len
+    if offset + 5 > len(body) or not _attributes_fit(body[offset + 5:]):
+        return None
+    transforms = C.AH_TRANSFORMS if body[4] == C.TEK_PROTO_AH else C.ESP_TRANSFORMS
+    score += body[offset] in transforms
+    score += body[offset + 1:offset + 5] != b"\x00" * 4
+    return score
+
+
+def _sat_layout_fits(body, id_len):
+    """Whether an ESP/AH SA TEK body parses with *id_len*-octet ID Data Lengths."""
+    return _sat_layout(body, id_len) is not None
 
 
 def _attributes_fit(data):
+    """Whether *data* is a sequence of data attributes ending exactly at its end."""
     offset = 0
     while offset < len(data):
         if offset + 4 > len(data):
@@ -637,16 +692,17 @@ def detect_sat_encoding(body):
     """Pick the encoding of an ESP/AH SA TEK payload from its bytes.
 
     *body* is the whole sub-payload (generic header included), exactly Payload
-    Length octets. Each layout is tried in full: both ID blocks, Transform ID and
-    SPI must fit and the IPsec SA attributes must end exactly at the end of the
-    payload. RFC 6407 (2-octet ID Data Length) wins when both fit; the RFC 3547
-    form (1 octet) is chosen only when it alone fits; None when neither does.
+    Length octets. Each layout is tried in full (see :func:`_sat_layout`); when only
+    one fits it wins; when both fit, the more plausible one (ID lengths that match
+    their ID types, a known transform, a non-zero SPI) wins, and RFC 6407 on a tie;
+    None when neither fits.
     """
-    if _sat_layout_fits(body, 2):
+    rfc6407, rfc3547 = _sat_layout(body, 2), _sat_layout(body, 1)
+    if rfc6407 is None and rfc3547 is None:
+        return None
+    if rfc3547 is None or (rfc6407 is not None and rfc6407 >= rfc3547):
         return C.ENCODING_RFC6407
-    if _sat_layout_fits(body, 1):
-        return C.ENCODING_RFC3547
-    return None
+    return C.ENCODING_RFC3547
 
 
 class GDOI_SAT_IPsec(GDOI_SAT):
@@ -679,11 +735,21 @@ class GDOI_SAT_IPsec_RFC3547(GDOI_SAT):
 _SAT_CLASSES = {C.ENCODING_RFC6407: GDOI_SAT_IPsec, C.ENCODING_RFC3547: GDOI_SAT_IPsec_RFC3547}
 
 
+def _sa_member_class(payload_type):
+    """Only SA KEK, GAP and SA TEK may sit inside an SA (RFC 6407 §5.1); any other
+    type there is kept generic (which also bounds the nesting of crafted input)."""
+    if payload_type in C.SA_MEMBER_TYPES:
+        return GDOI_PAYLOAD_CLASSES[payload_type]
+    return GDOI_Payload
+
+
 def _first_sa_payload(data, _parent=None):
     """Dissect the SA's sub-payload chain, starting with the type the SA header names."""
     first = getattr(_parent, "sa_next_payload", None)
-    cls = GDOI_PAYLOAD_CLASSES.get(first, GDOI_Payload) if first else conf.raw_layer
-    return cls(data)
+    if not first:
+        return conf.raw_layer(data)
+    # The parent link tells the chain it lives inside an SA (see _inside_sa).
+    return _sa_member_class(first)(data, _parent=_parent)
 
 
 def _enclosing_header(pkt):
@@ -708,6 +774,16 @@ class GDOI_SA(GDOI_Payload):
         PacketLenField("payloads", None, _first_sa_payload,
                        length_from=lambda pkt: max(0, (pkt.length or 0) - 16)),
     ]
+
+    def __init__(self, _pkt=b"", *args, **fields):
+        # A list of sub-payloads is chained in order, as "/" would.
+        members = fields.get("payloads")
+        if isinstance(members, (list, tuple)):
+            chain = None
+            for member in members:
+                chain = member.copy() if chain is None else chain / member.copy()
+            fields["payloads"] = chain
+        super().__init__(_pkt, *args, **fields)
 
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
@@ -836,6 +912,52 @@ class GDOI(ISAKMP):
         if self.encrypted:
             parts.append("(encrypted)")
         return " ".join(parts)
+
+
+# -- Editing dissected messages ---------------------------------------------------------------
+
+#: Fields that building computes when they are None.
+_COMPUTED_FIELDS = ("length", "src_id_len", "dst_id_len", "kd_length", "spi_size",
+                    "num_packets", "num_spis", "af", "len", "chksum", "plen")
+
+
+def _layers_within(pkt):
+    """Every layer of *pkt*: its payload chain and the packets held in its fields."""
+    while pkt is not None and not isinstance(pkt, NoPayload):
+        yield pkt
+        for field in pkt.packetfields:
+            held = pkt.fields.get(field.name)
+            for member in (held if isinstance(held, list) else [held]):
+                if isinstance(member, Packet):
+                    yield from _layers_within(member)
+        pkt = pkt.payload
+
+
+def clear_lengths(pkt):
+    """A copy of *pkt* whose computed fields are None again, so ``bytes()`` recomputes them.
+
+    A dissected message keeps every length and next-payload value it was read with;
+    after editing a variable-size field (an ID, a key, an attribute, adding or
+    removing a payload) those are stale -- and GDOI nests four levels of them
+    (header, SA, sub-payload, ID length). This clears the lengths, counts, AF bits,
+    ``sa_next_payload`` and each Next Payload that the following payload's class
+    determines (an unknown payload type keeps its number), plus the IP/UDP lengths
+    and checksums of the layers below; the CBC padding of a decrypted message is
+    dropped (encrypting pads again).
+    """
+    copy = pkt.copy()
+    for layer in _layers_within(copy):
+        stale = [name for name in _COMPUTED_FIELDS if name in layer.fields]
+        if "next_payload" in layer.fields and layer.overloaded_fields.get("next_payload"):
+            stale.append("next_payload")
+        if isinstance(layer, GDOI_SA) and payload_type_of(layer.payloads) is not None:
+            stale.append("sa_next_payload")
+        for name in stale:
+            layer.delfieldval(name)
+        if isinstance(layer, _GDOIChain) and isinstance(layer.payload, conf.padding_layer):
+            layer.remove_payload()  # old CBC padding; encryption pads again
+    copy.clear_cache()  # dissected layers otherwise rebuild from their cached bytes
+    return copy
 
 
 # -- Bindings ------------------------------------------------------------------------------

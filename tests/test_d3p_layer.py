@@ -249,3 +249,25 @@ def test_esp_tunnel_ipv6_inner():
     decrypted = sa.decrypt(IPv6(raw(sa.encrypt(pkt))))
     assert decrypted[D3P].nh == socket.IPPROTO_IPV6 and decrypted[D3P].timestamp == NOW
     assert raw(decrypted[D3P].payload) == raw(inner6)
+
+
+def test_summary_survives_unset_fields_and_flags_short_headers():
+    assert D3P(timestamp=None).summary().startswith("D3P ts=None (POSIX-TIME-MSEC)")
+    assert D3P(tsType=None).summary().startswith("D3P ts=0 (type None)")
+    short = D3P(bytes([socket.IPPROTO_IPIP, 0, 1, 0]) + bytes(8) + raw(IP()))
+    assert "malformed hlen=0" in short.summary()
+    assert "malformed" not in D3P(bytes(D3P() / IP())).summary()
+
+
+@pytest.mark.parametrize("bad", [True, "253", 253.0])
+def test_protocol_number_must_be_an_int(restore_binding, bad):
+    with pytest.raises(ValueError):
+        bind_d3p_ip_proto(bad)
+    assert d3p_ip_proto() == _consts.D3P_IP_PROTO
+
+
+def test_extension_longer_than_header_length_can_say_is_refused():
+    longest = (255 - _consts.D3P_HEADER_LEN_UNITS) * 4
+    assert raw(D3P(extension=b"x" * longest))[1] == 255
+    with pytest.raises(ValueError):
+        raw(D3P(extension=b"x" * (longest + 1)))

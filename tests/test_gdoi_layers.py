@@ -13,8 +13,8 @@ from scapy_gdoi import (
     GDOI, GDOI_CERT, GDOI_DELETE, GDOI_GAP, GDOI_GAP_Attr, GDOI_HASH, GDOI_ID, GDOI_IPsec_Attr,
     GDOI_KD, GDOI_KD_KEK_Attr, GDOI_KD_TEK_Attr, GDOI_KEK_Attr, GDOI_KeyPacket, GDOI_NONCE,
     GDOI_NOTIFY, GDOI_Payload, GDOI_SA, GDOI_SA_Phase1, GDOI_SAK, GDOI_SAT, GDOI_SAT_IPsec,
-    GDOI_SAT_IPsec_RFC3547, GDOI_SEQ, GDOI_SIG, GDOI_VENDOR_ID, attr_value, detect_sat_encoding,
-    find_attr, set_encoding,
+    GDOI_SAT_IPsec_RFC3547, GDOI_SEQ, GDOI_SIG, GDOI_VENDOR_ID, GDOI_KD_SID_Attr, attr_value,
+    clear_lengths, detect_sat_encoding, find_attr, set_encoding,
 )
 from gdoi_vectors import DELETE_KEK, KD_KEK_TEK, SA_RFC6407_EXAMPLE, SAT_RFC3547_GDOID
 
@@ -396,10 +396,40 @@ def test_garbage_survives():
         assert_survives(raw)
 
 
+def rfc6407_push_with_everything():
+    """An RFC 6407 rekey with the payloads the gdoid captures lack: DELETE, NOTIFY,
+    CERT, GAP with D3P policy, IPv6 identities, AH, SID key packets."""
+    spi = dict(init_cookie=b"abcdefgh", resp_cookie=b"01234567")
+    return bytes(
+        GDOI(exch_type=33, **spi) / GDOI_SEQ(seq=9)
+        / GDOI_DELETE(protocol_id=3, spis=[0x11111111, 0x22222222])
+        / GDOI_SA(payloads=[
+            GDOI_SAK(src_id_type=5, src_id="2001:db8::1", dst_id_type=5, dst_id="ff05::1:3",
+                     spi=b"ABCDEFGH01234567", attrs=[
+                         GDOI_KEK_Attr(type="KEK_ALGORITHM", value="KEK_ALG_AES"),
+                         GDOI_KEK_Attr(type="KEK_KEY_LIFETIME", value=86400),
+                         GDOI_KEK_Attr(type="KEK_ACK_REQUESTED", value=3)]),
+            GDOI_GAP(attrs=[GDOI_GAP_Attr(type="ACTIVATION_TIME_DELAY", value=30),
+                            GDOI_GAP_Attr(type="D3P_TYPE", value=1),
+                            GDOI_GAP_Attr(type="D3P_WINDOW_SIZE", value=100000)]),
+            GDOI_SAT_IPsec(src_id_type=6, src_id="2001:db8:1::/48", dst_id_type=6,
+                           dst_id="2001:db8:2::/48", transform_id=20, spi=0x33333333, attrs=[
+                               GDOI_IPsec_Attr(type="ADDRESS_PRESERVATION", value=4),
+                               GDOI_IPsec_Attr(type="SA_DIRECTION", value=3)]),
+            GDOI_SAT_IPsec(protocol_id=2, transform_id=5, spi=0x44444444)])
+        / GDOI_KD(key_packets=[
+            GDOI_KeyPacket(kd_type="TEK", spi=(0x33333333).to_bytes(4, "big"), attrs=[
+                GDOI_KD_TEK_Attr(type=1, value=bytes(36))]),
+            GDOI_KeyPacket(kd_type="SID", attrs=[GDOI_KD_SID_Attr(type=1, value=8),
+                                                 GDOI_KD_SID_Attr(type=2, value=b"\x01")])])
+        / GDOI_CERT(cert_data=b"0\x82cert") / GDOI_NOTIFY(notify_type=27, notify_data=b"x")
+        / GDOI_SIG(sig=b"S" * 64))
+
+
 def _reference_messages():
     from pathlib import Path
     here = Path(__file__).resolve().parent / "vectors"
-    out = []
+    out = [rfc6407_push_with_everything()]
     for name in PLAINTEXT_PCAPS[:1] + PLAINTEXT_PCAPS[2:3]:
         out += [bytes(p[UDP].payload) for p in rdpcap(str(here / name))]
     return out
@@ -445,3 +475,170 @@ def test_json_vectors_cover_the_same_messages(vectors_dir):
     wire = gdoi_messages(vectors_dir, "gdoid-3clients-ks.pcap")
     for message in log["messages"]:
         assert wire[message["frame"] - 1].hex() == message["wire_hex"]
+
+
+def structure(msg):
+    return [type(layer).__name__ for layer in iter_gdoi_payloads(msg)]
+
+
+def test_rfc6407_push_with_everything_dissects_to_its_classes():
+    msg = assert_survives(rfc6407_push_with_everything())
+    assert structure(msg) == [
+        "GDOI", "GDOI_SEQ", "GDOI_DELETE", "GDOI_SA", "GDOI_SAK", "GDOI_GAP", "GDOI_SAT_IPsec",
+        "GDOI_SAT_IPsec", "GDOI_KD", "GDOI_CERT", "GDOI_NOTIFY", "GDOI_SIG"]
+    sak = msg[GDOI_SAK]
+    assert sak.sprintf("%src_id_type% %src_id% %dst_id%") == "ID_IPV6_ADDR 2001:db8::1 ff05::1:3"
+    tek = msg[GDOI_SA].sub_payloads()[2]
+    assert tek.sprintf("%src_id%") == "2001:db8:1::/ffff:ffff:ffff::"
+    assert attr_value(msg[GDOI_GAP].attrs, "D3P_WINDOW_SIZE") == 100000
+    assert msg[GDOI_DELETE].spis == [b"\x11" * 4, b"\x22" * 4]
+    sid = msg[GDOI_KD].key_packets[1]
+    assert sid.spi_size == 0 and [a.is_basic for a in sid.attrs] == [True, False]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 63), st.integers(1, 255))
+def test_mutating_an_opaque_body_keeps_the_structure(position, mask):
+    """Bytes inside a SIG body carry no structure: changing them changes nothing else."""
+    conf.debug_dissector = 1
+    raw = bytearray(rfc6407_push_with_everything())
+    raw[len(raw) - 64 + position] ^= mask
+    before = structure(GDOI(rfc6407_push_with_everything()))
+    msg = GDOI(bytes(raw))
+    assert structure(msg) == before and bytes(msg) == bytes(raw)
+
+
+def test_answers_needs_the_same_kek_spi():
+    push = GDOI(exch_type=33, init_cookie=b"k" * 8, resp_cookie=b"s" * 8) / GDOI_SEQ(seq=5)
+    other_kek = GDOI(exch_type=35, init_cookie=b"k" * 8, resp_cookie=b"t" * 8) / GDOI_HASH() \
+        / GDOI_SEQ(seq=5)
+    assert not other_kek.answers(push)
+
+
+def test_encoding_when_both_layouts_fit():
+    # An RFC 3547 SA TEK whose 1024-octet attribute also reads as RFC 6407 IDs:
+    # the ID lengths that match their ID types decide.
+    # Read as RFC 6407, the SRC ID length is 0x040a (RFC 3547 length 4, then the first
+    # address octet) and the DST ID block lands inside the attribute's data.
+    data = bytearray(1024)
+    data[1014:1019] = b"\x01\x00\x00\x00\x00"  # DST ID: IPV4_ADDR, port 0, length 0
+    sat = GDOI_SAT_IPsec_RFC3547(src_id_type=1, src_id="10.0.0.1", dst_id_type=1,
+                                 dst_id="10.0.0.2", transform_id=3, spi=5,
+                                 attrs=[GDOI_IPsec_Attr(type=13, data=bytes(data))])
+    raw = bytes(sat)
+    assert _sat_fits_both(raw)
+    assert detect_sat_encoding(raw) == "rfc3547"
+    assert type(GDOI_SAT(raw)) is GDOI_SAT_IPsec_RFC3547 and GDOI_SAT(raw).spi == 5
+    # Equally plausible readings: RFC 6407 wins (the default encoding).
+    tie = bytes.fromhex("0000002f01000b0000000b0000028e91290638c05e8003462d0001000000070000"
+                        "800922f900020006ac1bfc63dfbc")
+    assert _sat_fits_both(tie) and detect_sat_encoding(tie) == "rfc6407"
+
+
+def _sat_fits_both(raw):
+    from scapy_gdoi.gdoi import _sat_layout_fits
+    return _sat_layout_fits(raw, 1) and _sat_layout_fits(raw, 2)
+
+
+@pytest.mark.parametrize("payload_type, payload", [
+    (18, bytes(GDOI_SEQ(seq=1, length=12)) + b"\0" * 4),  # SEQ is 8 octets
+    (12, bytes(GDOI_DELETE(spis=[b"abcd"], length=20)) + b"\0" * 4),  # 12 + 4 * 1 != 20
+    (12, bytes(GDOI_DELETE(spis=[b"abcd"], num_spis=3))),  # the count overruns the length
+    (11, bytes(GDOI_NOTIFY(spi=b"s" * 8, spi_size=40))),  # the SPI overruns the payload
+    (15, bytes(GDOI_SAK(src_id_len=200))),  # an ID overrunning the payload
+    (15, bytes(GDOI_SAK(attrs=[GDOI_KEK_Attr(type=2, value=3)], length=39))),  # half an attribute
+    (17, bytes(GDOI_KD(key_packets=[GDOI_KeyPacket(kd_length=300)]))),
+    (5, bytes(GDOI_ID(length=6))),  # shorter than an ID header
+])
+def test_payloads_that_do_not_fit_their_layout_stay_generic(payload_type, payload):
+    raw = bytes(GDOI(exch_type=33, next_payload=payload_type)) + payload
+    raw = raw[:24] + len(raw).to_bytes(4, "big") + raw[28:]
+    msg = assert_survives(raw)
+    assert type(msg.payload) is GDOI_Payload
+
+
+def test_junk_inside_the_sa_stays_raw_and_the_chain_goes_on():
+    sa = bytes(GDOI_SA(payloads=GDOI_GAP(attrs=[GDOI_GAP_Attr(type=1, value=5)])))
+    sa = sa[:2] + (len(sa) + 3).to_bytes(2, "big") + sa[4:] + b"JNK"
+    raw = bytes(GDOI(exch_type=33, next_payload=1)) + bytes([18]) + sa[1:] + bytes(GDOI_SEQ(seq=4))
+    raw = raw[:24] + len(raw).to_bytes(4, "big") + raw[28:]
+    msg = assert_survives(raw)
+    gap = msg[GDOI_SA].payloads
+    assert isinstance(gap, GDOI_GAP) and type(gap.payload) is Raw and gap.payload.load == b"JNK"
+    assert msg[GDOI_SEQ].seq == 4
+
+
+def test_an_sa_holds_only_sak_gap_and_sat():
+    inner = bytes(GDOI_SA(sa_next_payload=18, payloads=GDOI_SEQ(seq=1)))
+    nested = inner
+    for _ in range(600):  # crafted nesting must not exhaust the recursion limit
+        nested = bytes(GDOI_SA(sa_next_payload=1))[:16] + nested
+        nested = nested[:2] + len(nested).to_bytes(2, "big") + nested[4:]
+    raw = bytes(GDOI(exch_type=33, next_payload=1)) + nested
+    raw = raw[:24] + len(raw).to_bytes(4, "big") + raw[28:]
+    msg = assert_survives(raw)
+    assert type(msg[GDOI_SA].payloads) is GDOI_Payload
+    assert type(GDOI_SA(inner).payloads) is GDOI_Payload  # a SEQ inside an SA
+
+
+def test_identification_data_follows_the_id_type():
+    fqdn = GDOI_ID(id_data="gm-1.example.com", id_type="ID_FQDN")  # keyword order is free
+    assert bytes(fqdn)[8:] == b"gm-1.example.com"
+    assert GDOI_ID(bytes(fqdn)).sprintf("%id_data%") == "gm-1.example.com"
+    assert bytes(GDOI_ID(id_type=3, id_data="ops@example.com"))[8:] == b"ops@example.com"
+    assert bytes(GDOI_ID(id_type=5, id_data="2001:db8::9"))[8:] == bytes.fromhex(
+        "20010db8000000000000000000000009")
+    assert bytes(GDOI_ID(id_type=7, id_data="10.0.0.1-10.0.0.9"))[8:] == bytes.fromhex(
+        "0a0000010a000009")
+    assert GDOI_ID(bytes(GDOI_ID(id_type=8, id_data="2001:db8::1-2001:db8::9"))).sprintf(
+        "%id_data%") == "2001:db8::1-2001:db8::9"
+    assert bytes(GDOI_ID(id_type=4, id_data="10.1.0.0/255.255.0.0"))[8:] == bytes.fromhex(
+        "0a010000ffff0000")
+    with pytest.raises(ValueError):
+        bytes(GDOI_ID(id_type=5, id_data="10.0.0.1"))  # IPv4 text for an IPv6 type
+    with pytest.raises(ValueError):
+        bytes(GDOI_ID(id_type=1, id_data="not-an-address"))
+    odd = GDOI_ID(bytes(GDOI_ID(id_type=1, id_data=b"\x01\x02\x03")))
+    assert odd.sprintf("%id_data%") == "0x010203"
+
+
+def test_attribute_rules_hold_on_assignment_and_refuse_contradictions():
+    lifetime = GDOI_KEK_Attr(type="KEK_KEY_LIFETIME")
+    lifetime.value = 86400  # mandated TLV, 4 octets
+    assert bytes(lifetime) == bytes.fromhex("0004000400015180")
+    big = GDOI_KEK_Attr(type="KEK_ALGORITHM", value=3)
+    big.value = 70000
+    assert not big.is_basic and big.data == (70000).to_bytes(3, "big")
+    # Key packet attributes are TLV (RFC 6407 §5.6), except NUMBER_OF_SID_BITS.
+    assert bytes(GDOI_KD_TEK_Attr(type=1, value=5)) == bytes.fromhex("0001000105")
+    assert bytes(GDOI_KD_SID_Attr(type=1, value=5)) == bytes.fromhex("80010005")
+    for bad in (dict(af=0, type=2, value=3), dict(af=1, type=2, data=b"xx"),
+                dict(type=40000, value=1), dict(af=1, type=2, value=70000)):
+        with pytest.raises(ValueError):
+            bytes(GDOI_KEK_Attr(**bad))
+
+
+def test_sa_takes_a_list_and_delete_takes_numbers():
+    as_list = GDOI_SA(payloads=[GDOI_SAK(), GDOI_GAP()])
+    assert bytes(as_list) == bytes(GDOI_SA(payloads=GDOI_SAK() / GDOI_GAP()))
+    assert [type(p) for p in GDOI_SA(bytes(as_list)).sub_payloads()] == [GDOI_SAK, GDOI_GAP]
+    assert bytes(GDOI_DELETE(spis=[0x11223344]))[-4:] == bytes.fromhex("11223344")
+    with pytest.raises(ValueError):
+        bytes(GDOI_DELETE(spis=[b"abcd", b"abcdefgh01234567"]))
+
+
+def test_clear_lengths_after_editing_a_dissected_rekey(vectors_dir):
+    msg = GDOI(gdoi_messages(vectors_dir, PLAINTEXT_PCAPS[0])[30])
+    tek = msg[GDOI_SA].sub_payloads()[0]
+    tek.src_id_type = 6
+    tek.src_id = "2001:db8::/64"
+    msg[GDOI_KD].key_packets[0].attrs[0].data = b"k" * 40
+    stale = GDOI(bytes(msg))  # every length still says what was read
+    assert type(stale[GDOI_SA].sub_payloads()[0]) is not type(tek) or \
+        stale[GDOI_SA].sub_payloads()[0].src_id_len != 32
+    fresh = GDOI(bytes(clear_lengths(msg)))
+    tek = fresh[GDOI_SA].sub_payloads()[0]
+    assert tek.src_id_len == 32 and tek.sprintf("%src_id%") == "2001:db8::/ffff:ffff:ffff:ffff::"
+    assert fresh[GDOI_KD].key_packets[0].attrs[0].data == b"k" * 40
+    assert fresh[GDOI_SIG].sig == msg[GDOI_SIG].sig and fresh[GDOI_SEQ].seq == 1
+    assert fresh.length == len(bytes(fresh)) and not fresh.haslayer(Padding)
