@@ -13,8 +13,12 @@ the exchange type of the enclosing header.
 
 Dissection never raises on bad input: a payload whose declared lengths do not fit
 the bytes becomes a generic :class:`GDOI_Payload` (header + ``load``), and bytes that
-do not belong to any payload are left as ``Raw``. Building fills every length and
-next-payload field left at ``None``, so a test can still force a wrong value.
+do not belong to any payload are left as ``Raw``. (Like Scapy's own ISAKMP, a chain
+of thousands of payloads exceeds Python's recursion limit when
+``conf.debug_dissector`` is set; by default the rest is then kept as ``Raw``.)
+Building fills every length and next-payload field left at ``None``, so a test can
+still force a wrong value; after editing a dissected message, :func:`clear_lengths`
+lets them be computed again.
 
 >>> from scapy_gdoi import *
 >>> push = (GDOI(init_cookie=b"abcdefgh", resp_cookie=b"01234567", exch_type=33)
