@@ -42,31 +42,48 @@ _KIND_BY_EXCHANGE = {
 #: Exchanges that carry a KEK SPI as cookies under their own exchange type.
 _KEK_COOKIE_EXCHANGES = (C.EXCH_GROUPKEY_PUSH, C.EXCH_GROUPKEY_PUSH_ACK)
 
-#: Rekeys remembered per KEK for ACK matching (bounded: constant memory). ACKs follow
-#: their rekey within seconds (RFC 8263), so the last 256 rekeys of a KEK are plenty.
+#: Caps on the analyser's bookkeeping, so memory stays constant whatever the capture
+#: holds (a hostile capture may use a new random KEK SPI, SEQ or member ID per frame);
+#: least recently used entries go first (scapy_gdoi.bounded).
+#: KEKs whose last SEQ is tracked: far above the KEKs alive in real captures (one per
+#: group, replaced every few hours).
+MAX_TRACKED_KEKS = 4096
+#: Rekeys remembered per KEK for ACK matching. ACKs follow their rekey within seconds
+#: (RFC 8263), so the last 256 rekeys of a KEK are plenty.
 REKEYS_REMEMBERED_PER_KEK = 256
+#: KEKs whose recent rekeys are remembered for ACK matching (the live KEKs of the groups
+#: in the capture): at most 64 x 256 rekeys in all.
+MAX_KEKS_REMEMBERED_FOR_ACKS = 64
+#: (KEK SPI, SEQ, member) of ACKs seen, to flag duplicates: a few rekeys' worth of ACKs
+#: from a group of thousands of members.
+MAX_REMEMBERED_ACKS = 16384
 
 SEQ_FIRST, SEQ_OK, SEQ_REPLAY, SEQ_GAP = "first", "ok", "replay", "gap"
 
 
 class _SeqTracker:
-    """Last accepted SEQ per KEK (RFC 6407 §3.2: each PUSH is previous + 1)."""
+    """Last accepted SEQ per KEK (RFC 6407 §3.2: each PUSH is previous + 1), bounded."""
 
     def __init__(self):
-        self.last = {}
+        from scapy_gdoi.bounded import BoundedLRU
+        self.last = BoundedLRU(MAX_TRACKED_KEKS)
 
     def baseline(self, spi, seq):
-        self.last.setdefault(spi, seq)
-
-    def check(self, spi, seq):
-        """(status, missing count) for a rekey; advances on first/ok/gap."""
-        last = self.last.get(spi)
-        if last is None:
+        if spi not in self.last:
             self.last[spi] = seq
+
+    def check(self, spi, seq, advance=True):
+        """(status, missing count) for a rekey; advances on first/ok/gap when `advance`
+        (only authenticated rekeys move the baseline)."""
+        last = self.last.touch(spi)
+        if last is None:
+            if advance:
+                self.last[spi] = seq
             return SEQ_FIRST, 0
         if seq <= last:
             return SEQ_REPLAY, 0
-        self.last[spi] = seq
+        if advance:
+            self.last[spi] = seq
         return (SEQ_OK, 0) if seq == last + 1 else (SEQ_GAP, seq - last - 1)
 
 
@@ -75,10 +92,13 @@ class Analyzer:
     bookkeeping between messages."""
 
     def __init__(self, keystore=None):
+        from scapy_gdoi.bounded import BoundedLRU
         from scapy_gdoi.keys import KeyStore
         self.keys = keystore if keystore is not None else KeyStore()
         self.seqs = _SeqTracker()
-        self.rekeys = collections.defaultdict(collections.OrderedDict)  # spi -> seq -> info
+        # spi -> {seq -> frame of the rekey}; (spi, seq, member) of the ACKs seen.
+        self.rekeys = BoundedLRU(MAX_KEKS_REMEMBERED_FOR_ACKS)
+        self.acked = BoundedLRU(MAX_REMEMBERED_ACKS)
         self.counts = collections.Counter()
 
     # -- entry point -------------------------------------------------------------------
@@ -165,8 +185,10 @@ class Analyzer:
         if header.encrypted:
             return  # phase-1 keys are not ours: reported as not decrypted
         if report["kind"] == KIND_PULL:
+            # A plaintext PULL (only the *-plaintext-DERIVED* test captures have one) is
+            # not authenticated: it may fill in SPIs with no key yet, never replace one.
             summary = self._plaintext_summary(report, message)
-            learned = self.keys.learn(summary)
+            learned = self.keys.learn(summary, only_new=True)
             for spi in learned:
                 if summary.seq is not None:
                     self.seqs.baseline(spi, summary.seq)
@@ -191,7 +213,7 @@ class Analyzer:
         if not header.encrypted:
             plain = message
             _add_error(report, "GROUPKEY-PUSH without the E flag (RFC 6407 §4 sends it "
-                               "encrypted)")
+                               "encrypted): nothing learnt from it, SEQ not tracked")
         elif kek is None:
             report["signature"] = rekey.SIG_UNVERIFIED
             report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
@@ -208,26 +230,37 @@ class Analyzer:
         summary = self._plaintext_summary(report, plain)
         if report["kek"] is None and kek is not None:
             report["kek"] = _kek_context_report(kek)
-        self._check_signature(report, kek, plain)
+        self._check_signature(report, kek, plain, summary)
         if summary.seq is None:
             _add_error(report, "GROUPKEY-PUSH without a SEQ payload")
-        elif report["signature"] != rekey.SIG_INVALID:
-            status, missing = self.seqs.check(spi, summary.seq)
-            report["seq_status"] = status
-            if missing:
-                _add_error(report, "%d rekey(s) missing before SEQ %d" % (missing,
-                                                                         summary.seq))
-            elif status == SEQ_REPLAY:
-                _add_error(report, "SEQ %d is not above the last accepted SEQ %d (replay)" % (
-                    summary.seq, self.seqs.last[spi]))
-            self._remember_rekey(spi, summary.seq, report["frame"])
+            return
+        if report["signature"] == rekey.SIG_INVALID:
+            return
+        # Only a rekey whose origin is proven (encrypted under a KEK and validly signed,
+        # RFC 6407 §4.7) moves the SEQ baseline or teaches keys; others are compared
+        # against the authenticated baseline without changing it.
+        trusted = header.encrypted and report["signature"] == rekey.SIG_VALID
+        status, missing = self.seqs.check(spi, summary.seq, advance=trusted)
+        report["seq_status"] = status
+        if missing:
+            _add_error(report, "%d rekey(s) missing before SEQ %d" % (missing, summary.seq))
+        elif status == SEQ_REPLAY:
+            _add_error(report, "SEQ %d is not above the last accepted SEQ %d (replay)" % (
+                summary.seq, self.seqs.last[spi]))
+        self._remember_rekey(spi, summary.seq, report["frame"])
+        if trusted:
             learned = self.keys.learn(summary, via_spi=spi)
             report["learned_keks"] = [s.hex() for s in learned] or None
 
-    def _check_signature(self, report, kek, plain):
+    def _check_signature(self, report, kek, plain, summary):
         from scapy_gdoi import crypto, rekey
         if kek is None or kek.public_key is None:
             report["signature"] = rekey.SIG_UNVERIFIED
+            return
+        mismatch = _sig_key_length_problem(kek, summary, self.keys)
+        if mismatch:
+            report["signature"] = rekey.SIG_INVALID
+            _add_error(report, mismatch)
             return
         try:
             used = kek.signature_hash(plain)
@@ -238,19 +271,21 @@ class Analyzer:
         report["sig_hash"] = _hash_label(used)
 
     def _remember_rekey(self, spi, seq, frame):
-        remembered = self.rekeys[spi]
-        remembered.setdefault(seq, {"frame": frame, "acked": set()})
-        while len(remembered) > REKEYS_REMEMBERED_PER_KEK:
-            remembered.popitem(last=False)
+        from scapy_gdoi.bounded import BoundedLRU
+        remembered = self.rekeys.touch(spi)
+        if remembered is None:
+            remembered = self.rekeys[spi] = BoundedLRU(REKEYS_REMEMBERED_PER_KEK)
+        if seq not in remembered:
+            remembered[seq] = frame
 
     def _match(self, report, spi, seq, member):
-        entry = self.rekeys.get(spi, {}).get(seq)
-        if entry is None:
+        frame = self.rekeys.touch(spi, {}).get(seq)
+        if frame is None:
             return None
-        if member in entry["acked"]:
+        if self.acked.touch((spi, seq, member)):
             _add_error(report, "duplicate ACK from %s for SEQ %d" % (member, seq))
-        entry["acked"].add(member)
-        return entry["frame"]
+        self.acked[(spi, seq, member)] = True
+        return frame
 
     def _ack(self, report, header, message):
         from scapy_gdoi import ack
@@ -299,6 +334,29 @@ class Analyzer:
 def _add_error(report, message):
     """Errors accumulate: a frame can be both cut short and a replay."""
     report["error"] = message if not report["error"] else report["error"] + "; " + message
+
+
+def _sig_key_length_problem(kek, summary, keystore):
+    """Why the verification key contradicts SIG_KEY_LENGTH, or None.
+
+    facts §4.3 / RFC 6407 §5.3.1: SIG_KEY_LENGTH (bits) must equal the size of the key
+    in SIG_ALGORITHM_KEY. The value comes from this message's SA KEK for the KEK's SPI,
+    else from the last SA KEK seen for it.
+    """
+    from scapy_gdoi import crypto
+    policy = next((p for p in summary.keks if p.spi == kek.spi), None)
+    if policy is None:
+        policy = keystore.policies.get(kek.spi)
+    if policy is None or policy.sig_key_bits is None:
+        return None
+    try:
+        actual = crypto.public_key_bits(kek.public_key)
+    except crypto.GDOICryptoError:
+        return None
+    if actual == policy.sig_key_bits:
+        return None
+    return ("SIG_KEY_LENGTH %d does not match the %d-bit verification key of SPI %s "
+            "(facts §4.3)" % (policy.sig_key_bits, actual, kek.spi.hex()))
 
 
 def _hash_label(hash_alg):

@@ -278,6 +278,17 @@ def signature_length(key):
     raise GDOICryptoError("unsupported signing key type %s" % type(key).__name__)
 
 
+def public_key_bits(key):
+    """Size in bits of a signing key as SIG_KEY_LENGTH states it (RFC 6407 §5.3.1,
+    facts §4.3): the RSA modulus bits, or the ECDSA curve's bits (256/384/521)."""
+    _need_cryptography()
+    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
+        return key.key_size
+    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
+        return key.curve.key_size
+    raise GDOICryptoError("unsupported signing key type %s" % type(key).__name__)
+
+
 def signature_algorithm_of(key):
     """SIG_ALGORITHM value matching a key (RSA, or ECDSA by curve)."""
     _need_cryptography()

@@ -21,6 +21,7 @@ Keys file (JSON, hex strings)::
 import json
 
 from scapy_gdoi import crypto
+from scapy_gdoi.bounded import BoundedLRU
 from scapy_gdoi.rekey import KEKContext
 
 
@@ -34,31 +35,80 @@ PARSED_KEY_CACHE_SIZE = 64
 _ACK_BY_NAME = {name: value for value, name in crypto.ACK_HASH_NAMES.items()}
 
 
+#: KEKs, signing keys and SA KEK policies learnt from traffic, kept per kind (least
+#: recently used dropped first). A group changes its KEK at most every few hours and a
+#: capture rarely spans more than a handful of groups, so 1024 is far above real use;
+#: the cap only stops a capture full of invented SPIs from growing the store.
+MAX_LEARNED_KEKS = 1024
+
+#: Where a key came from: the keys file (trusted, never replaced) or the traffic.
+SOURCE_FILE, SOURCE_LEARNED = "keys file", "learned"
+
+
 class KeyStore:
-    """KEK contexts and signature keys by 16-octet KEK SPI."""
+    """KEK contexts and signature keys by 16-octet KEK SPI.
+
+    Keys given by the user (keys file, or :meth:`add_kek` with ``pinned=True``) are
+    trusted and never replaced by anything learnt from traffic; learnt keys are
+    bounded (:data:`MAX_LEARNED_KEKS`).
+    """
 
     def __init__(self):
-        self.keks = {}  # spi -> KEKContext
-        self.signing_keys = {}  # spi -> public key (for SPIs whose KEK is unknown yet)
-        self.policies = {}  # spi -> summary.KEKPolicyInfo seen in an SA KEK
+        self.keks = BoundedLRU(MAX_LEARNED_KEKS)  # spi -> learnt KEKContext
+        self.signing_keys = BoundedLRU(MAX_LEARNED_KEKS)  # spi -> learnt public key
+        self.policies = BoundedLRU(MAX_LEARNED_KEKS)  # spi -> summary.KEKPolicyInfo
+        self.pinned_keks = {}  # spi -> KEKContext from the keys file (never evicted)
+        self.pinned_signing_keys = {}  # spi -> public key from the keys file
         self._parsed_keys = {}  # encoded public key -> key object
 
     # -- lookup ----------------------------------------------------------------------
 
     def kek(self, spi):
-        """The KEKContext for `spi`, or None."""
-        return self.keks.get(bytes(spi))
+        """The KEKContext for `spi`, or None (keys-file KEKs first)."""
+        spi = bytes(spi)
+        pinned = self.pinned_keks.get(spi)
+        return pinned if pinned is not None else self.keks.touch(spi)
 
-    def add_kek(self, context):
-        """Add (or replace) a KEK; a signing key already known for the SPI is attached."""
-        if context.public_key is None and context.spi in self.signing_keys:
-            context.public_key = self.signing_keys[context.spi]
+    def signing_key(self, spi):
+        """The verification key known for `spi`, or None (keys file first)."""
+        spi = bytes(spi)
+        pinned = self.pinned_signing_keys.get(spi)
+        return pinned if pinned is not None else self.signing_keys.touch(spi)
+
+    def source(self, spi):
+        """SOURCE_FILE, SOURCE_LEARNED or None: where the KEK of `spi` came from."""
+        spi = bytes(spi)
+        if spi in self.pinned_keks:
+            return SOURCE_FILE
+        return SOURCE_LEARNED if spi in self.keks else None
+
+    def add_kek(self, context, pinned=True):
+        """Add a KEK; a signing key already known for the SPI is attached.
+
+        `pinned` (default: a key the user gives, as from the keys file): trusted, kept
+        for good. ``pinned=False`` is for keys learnt from traffic; a learnt KEK never
+        replaces a pinned one: the call is ignored and the pinned context returned.
+        """
+        if context.public_key is None:
+            context.public_key = self.signing_key(context.spi)
+        if pinned:
+            self.pinned_keks[context.spi] = context
+            self.keks.pop(context.spi, None)
+            return context
+        if context.spi in self.pinned_keks:
+            return self.pinned_keks[context.spi]
         self.keks[context.spi] = context
         return context
 
-    def add_signing_key(self, spi, public_key):
-        """Attach a verification key (key object, DER or PEM bytes) to a KEK SPI."""
+    def add_signing_key(self, spi, public_key, pinned=True):
+        """Attach a verification key (key object, DER or PEM bytes) to a KEK SPI.
+
+        `pinned` as for :meth:`add_kek`: a learnt key (``pinned=False``) never replaces
+        a user-given one (ignored, returns False).
+        """
         spi = bytes(spi)
+        if not pinned and spi in self.pinned_signing_keys:
+            return False
         if not hasattr(public_key, "public_numbers"):
             encoded = bytes(public_key)
             # Every rekey repeats SIG_ALGORITHM_KEY: parse each distinct key once.
@@ -67,9 +117,15 @@ class KeyStore:
                     self._parsed_keys.clear()  # bounded: constant memory on any capture
                 self._parsed_keys[encoded] = crypto.load_public_key(encoded)
             public_key = self._parsed_keys[encoded]
-        self.signing_keys[spi] = public_key
-        if spi in self.keks:
-            self.keks[spi].public_key = public_key
+        if pinned:
+            self.pinned_signing_keys[spi] = public_key
+        else:
+            self.signing_keys[spi] = public_key
+        context = self.kek(spi)
+        if context is not None and (pinned or spi not in self.pinned_keks
+                                    or context.public_key is None):
+            context.public_key = public_key
+        return True
 
     # -- keys file -------------------------------------------------------------------
 
@@ -87,7 +143,7 @@ class KeyStore:
 
     @classmethod
     def from_dict(cls, data):
-        """Build from the parsed keys-file JSON."""
+        """Build from the parsed keys-file JSON (every key pinned: never replaced)."""
         if not isinstance(data, dict):
             raise KeysFileError("keys file: the top level must be an object")
         store = cls()
@@ -98,17 +154,22 @@ class KeyStore:
             if not isinstance(pem, str):
                 raise KeysFileError("%s: public_key_pem (a PEM string) is required" % where)
             try:
-                store.add_signing_key(spi, pem.encode())
+                store.add_signing_key(spi, pem.encode(), pinned=True)
             except crypto.GDOICryptoError as exc:
                 raise KeysFileError("%s: %s" % (where, exc))
         for index, entry in enumerate(data.get("keks", [])):
-            store.add_kek(_kek_from_entry(entry, "keks[%d]" % index))
+            store.add_kek(_kek_from_entry(entry, "keks[%d]" % index), pinned=True)
         return store
 
     # -- learning --------------------------------------------------------------------
 
-    def learn(self, summary, via_spi=None):
+    def learn(self, summary, via_spi=None, only_new=False):
         """Learn KEK policies and keys from a message summary; returns learned SPIs.
+
+        Call it only for messages whose origin is proven (a rekey with a valid
+        signature), or with ``only_new=True`` for unauthenticated plaintext (the
+        *-plaintext-DERIVED* PULL captures): then only SPIs with no key yet are filled
+        in, nothing known is replaced. Keys-file keys are never replaced either way.
 
         `via_spi` is the KEK that protected the message (a rekey): a new KEK whose key
         packet carries no SIG_ALGORITHM_KEY keeps that KEK's signing key and hash, since
@@ -116,25 +177,30 @@ class KeyStore:
         """
         learned = []
         for policy in summary.keks:
+            if only_new and (policy.spi in self.policies or self.kek(policy.spi)):
+                continue
             self.policies[policy.spi] = policy
-            if policy.spi in self.keks:
-                _apply_policy(self.keks[policy.spi], policy)
+            known = self.kek(policy.spi)
+            if known is not None:
+                _apply_policy(known, policy, fill_only=policy.spi in self.pinned_keks)
         via = self.kek(via_spi) if via_spi is not None else None
         for key_info in summary.kek_keys:
-            context = self._context_from_key_packet(key_info, via)
+            if key_info.spi in self.pinned_keks or (only_new and self.kek(key_info.spi)):
+                continue
+            context = self._context_from_key_packet(key_info, via, only_new)
             if context is not None:
-                self.add_kek(context)
+                self.add_kek(context, pinned=False)
                 learned.append(context.spi)
         return learned
 
-    def _context_from_key_packet(self, key_info, via):
+    def _context_from_key_packet(self, key_info, via, only_new):
         spi = key_info.spi
-        policy = self.policies.get(spi)
-        known = self.keks.get(spi)
+        policy = self.policies.touch(spi)
+        known = self.kek(spi)
         algorithm = policy.algorithm if policy and policy.algorithm else (
             known.cipher.alg_id if known else None)
-        if key_info.signature_key:
-            self.add_signing_key(spi, key_info.signature_key)
+        if key_info.signature_key and not (only_new and self.signing_key(spi)):
+            self.add_signing_key(spi, key_info.signature_key, pinned=False)
         if algorithm is None or not key_info.algorithm_key:
             return None  # policy (algorithm) not seen: cannot tell IV from key
         key_len = policy.key_bits // 8 if policy and policy.key_bits else None
@@ -142,18 +208,21 @@ class KeyStore:
         context = KEKContext.from_algorithm_key(
             spi, algorithm, key_info.algorithm_key, key_len,
             sig_hash=inherited.sig_hash if inherited else None,
-            public_key=self.signing_keys.get(spi) or (inherited.public_key if inherited
-                                                      else None),
+            public_key=self.signing_key(spi) or (inherited.public_key if inherited
+                                                 else None),
             ack_method=inherited.ack_method if inherited else None)
         if policy is not None:
             _apply_policy(context, policy)
         return context
 
 
-def _apply_policy(context, policy):
-    if policy.sig_hash:
+def _apply_policy(context, policy, fill_only=False):
+    """Copy an SA KEK's hash and ACK method onto a context; `fill_only` (keys-file KEKs)
+    sets only what the keys file left out."""
+    if policy.sig_hash and not (fill_only and context.sig_hash is not None):
         context.sig_hash = policy.sig_hash
-    context.ack_method = policy.ack_requested
+    if not (fill_only and context.ack_method is not None):
+        context.ack_method = policy.ack_requested
 
 
 def _hex(entry, name, where, size=None):
@@ -194,4 +263,4 @@ def kek_algorithm_name(algorithm):
     return cipher.name if cipher else (None if algorithm is None else str(algorithm))
 
 
-__all__ = ["KeyStore", "KeysFileError", "kek_algorithm_name"]
+__all__ = ["KeyStore", "KeysFileError", "kek_algorithm_name", "MAX_LEARNED_KEKS"]

@@ -452,3 +452,178 @@ def test_plaintext_rfc3547_pull_reports_its_teks(vectors_dir):
     assert len(with_teks) == 1 and with_teks[0]["kind"] == "pull"
     assert [t["spi"] for t in with_teks[0]["teks"]] == ["1122aabb", "3344ccdd"]
     assert all(r["error"] is None for r in reports)
+
+
+# -- what unauthenticated messages may teach (review findings) ---------------------------
+
+def _analyzer(store):
+    from scapy_gdoi.analyze import Analyzer
+    return Analyzer(store)
+
+
+def _datagram(frame, payload):
+    from scapy_gdoi.capture import Datagram
+    return Datagram(frame, 0, KS, GROUP, 848, 848, payload)
+
+
+def test_plaintext_push_teaches_nothing_and_keys_file_keks_stay(p256):
+    from scapy_gdoi.forge import build_push
+    kek = new_kek(signer=p256)
+    store = KeyStore.from_dict({"keks": [{"spi": kek.spi.hex(), "algorithm": "aes",
+                                          "key": kek.key.hex(), "iv": kek.iv.hex()}]})
+    analyzer = _analyzer(store)
+    attacker = KEKContext(kek.spi, "aes", b"\x11" * 16, b"\x22" * 16,
+                          private_key=ec.generate_private_key(ec.SECP256R1()))
+    injected = attacker.sign_bytes(build_push(PushPolicy(
+        attacker, 0xFFFFFFF0, teks=[TEKPolicy(1)], send_kek_policy=True)))
+    report = analyzer.analyze(_datagram(1, injected))
+    assert report["learned_keks"] is None and report["seq_status"] == "first"
+    assert "without the E flag" in report["error"]
+    assert store.kek(kek.spi).key == kek.key
+    # The genuine rekey still decrypts, and its SEQ 1 is not a "replay" of 0xFFFFFFF0
+    # (no signing key: unverified, so it does not move the baseline either).
+    report = analyzer.analyze(_datagram(2, push(kek, 1)))
+    assert report["decrypted"] and report["seq_status"] == "first"
+    assert kek.spi not in analyzer.seqs.last
+
+
+def test_validly_signed_plaintext_push_teaches_nothing(p256):
+    from scapy_gdoi.forge import build_push
+    kek = new_kek(signer=p256)
+    successor = new_kek(signer=p256)
+    analyzer = _analyzer(keystore_for(kek))
+    plain = kek.sign_bytes(build_push(PushPolicy(kek, 5, new_kek=successor,
+                                                 teks=[TEKPolicy(1)])))
+    report = analyzer.analyze(_datagram(1, plain))
+    assert report["signature"] == "valid" and "without the E flag" in report["error"]
+    assert report["learned_keks"] is None and analyzer.keys.kek(successor.spi) is None
+    assert kek.spi not in analyzer.seqs.last
+
+
+def test_unverified_rekey_neither_teaches_keys_nor_moves_the_seq(p256):
+    kek = new_kek(signer=p256)
+    successor = new_kek(signer=p256)
+    store = KeyStore()
+    store.add_kek(KEKContext(kek.spi, "aes", kek.key, kek.iv))  # no signing key
+    analyzer = _analyzer(store)
+    report = analyzer.analyze(_datagram(1, push(kek, 9, new_kek=successor)))
+    assert report["decrypted"] and report["signature"] == "unverified"
+    assert report["learned_keks"] is None and store.kek(successor.spi) is None
+    assert report["seq_status"] == "first" and kek.spi not in analyzer.seqs.last
+    # Once valid rekeys come (signing key known), they teach and track.
+    store.add_signing_key(kek.spi, p256.public_key())
+    report = analyzer.analyze(_datagram(2, push(kek, 10, new_kek=successor)))
+    assert report["signature"] == "valid" and report["learned_keks"] == [successor.spi.hex()]
+    assert analyzer.seqs.last[kek.spi] == 10
+
+
+def _plaintext_pull(kek, seq):
+    """A plaintext PULL-like message carrying the SA KEK and KD of `kek`."""
+    from scapy_gdoi.forge import build_push
+    plain = bytearray(bytes(build_push(PushPolicy(kek, seq, send_kek_policy=True,
+                                                  teks=[TEKPolicy(1)]))))
+    plain[18] = C.EXCH_GROUPKEY_PULL
+    return bytes(plain)
+
+
+def test_plaintext_pull_adds_new_keks_but_never_replaces_known_ones(p256):
+    kek = new_kek(signer=p256)
+    store = keystore_for(kek)
+    analyzer = _analyzer(store)
+    impostor = KEKContext(kek.spi, "aes", os.urandom(16), os.urandom(16), private_key=p256)
+    report = analyzer.analyze(_datagram(1, _plaintext_pull(impostor, 0)))
+    assert report["kind"] == "pull" and report["learned_keks"] is None
+    assert store.kek(kek.spi).key == kek.key
+    # A learnt (not keys-file) KEK is not replaced by a plaintext PULL either.
+    successor = new_kek(signer=p256)
+    analyzer.analyze(_datagram(2, push(kek, 1, new_kek=successor)))
+    assert store.kek(successor.spi).key == successor.key
+    rival = KEKContext(successor.spi, "aes", os.urandom(16), os.urandom(16), private_key=p256)
+    assert analyzer.analyze(_datagram(3, _plaintext_pull(rival, 0)))["learned_keks"] is None
+    assert store.kek(successor.spi).key == successor.key
+    # An SPI nobody knows yet is filled in.
+    fresh = new_kek(signer=p256)
+    assert analyzer.analyze(_datagram(4, _plaintext_pull(fresh, 0)))["learned_keks"] == [
+        fresh.spi.hex()]
+
+
+def test_keystore_never_replaces_a_keys_file_kek(p256):
+    from scapy_gdoi.summary import KEKKeyInfo, KEKPolicyInfo, MessageSummary
+    kek = new_kek(signer=p256)
+    store = KeyStore.from_dict({"keks": [{"spi": kek.spi.hex(), "algorithm": "aes",
+                                          "key": kek.key.hex(), "iv": kek.iv.hex(),
+                                          "ack": "sha384"}]})
+    summary = MessageSummary()
+    summary.keks = [KEKPolicyInfo(kek.spi, algorithm=C.KEK_ALG_AES, key_bits=128,
+                                  sig_hash=C.SIG_HASH_SHA256, ack_requested=C.KEK_ACK_SHA256)]
+    summary.kek_keys = [KEKKeyInfo(kek.spi, algorithm_key=bytes(32))]
+    assert store.learn(summary, via_spi=kek.spi) == []
+    context = store.kek(kek.spi)
+    assert (context.key, context.iv) == (kek.key, kek.iv)
+    assert context.ack_method == C.KEK_ACK_SHA384  # set by the file: kept
+    assert context.sig_hash == C.SIG_HASH_SHA256  # left out by the file: filled in
+    learnt = KEKContext(kek.spi, "aes", bytes(16), bytes(16))
+    assert store.add_kek(learnt, pinned=False) is context
+
+
+def test_sig_key_length_must_match_the_verification_key(p256):
+    from scapy_gdoi.forge import build_push
+    kek = new_kek(signer=p256)
+    plain = bytes(build_push(PushPolicy(kek, 1, send_kek_policy=True, teks=[TEKPolicy(1)])))
+    stated = (0x8000 | C.KEK_ATTR_SIG_KEY_LENGTH).to_bytes(2, "big")
+    assert plain.count(stated + (256).to_bytes(2, "big")) == 1
+    lying = plain.replace(stated + (256).to_bytes(2, "big"), stated + (2048).to_bytes(2, "big"))
+    analyzer = _analyzer(keystore_for(kek))
+    report = analyzer.analyze(_datagram(1, kek.seal_bytes(lying)))
+    assert report["decrypted"] and report["signature"] == "invalid"
+    assert "SIG_KEY_LENGTH 2048 does not match the 256-bit verification key" in report["error"]
+    assert report["learned_keks"] is None
+    assert analyzer.analyze(_datagram(2, kek.seal_bytes(plain)))["signature"] == "valid"
+
+
+def test_memory_stays_flat_across_many_spis(p256):
+    # Review finding: per-SPI tables grew without bound. Plaintext PULLs for new SPIs
+    # fill the key store and SEQ baselines, PUSHes under unknown random cookies the
+    # rekey table, ACKs from random members the duplicate-ACK table.
+    import struct
+    import tracemalloc
+    from scapy_gdoi import analyze as analyze_module
+    from scapy_gdoi import keys as keys_module
+    analyzer = _analyzer(KeyStore())
+    template = _plaintext_pull(new_kek(signer=p256), 0)
+    plain_push = bytearray(template)
+    plain_push[18] = C.EXCH_GROUPKEY_PUSH  # plaintext: no KEK needed to be remembered
+    plain_push = bytes(plain_push)
+    ack_template = bytes(ack.build_ack_for(bytes(16), 0, "2001:db8::1", bytes(16),
+                                           C.KEK_ACK_SHA256))
+
+    def feed(start, keks, rekeys, acks):
+        for n in range(start, start + keks):
+            spi = struct.pack("!QQ", 1, n)
+            analyzer.analyze(_datagram(n, template.replace(template[:16], spi)))
+        for n in range(start, start + rekeys):
+            analyzer.analyze(_datagram(n, struct.pack("!QQ", 3, n) + plain_push[16:]))
+        analyzer.analyze(_datagram(start, bytes(16) + plain_push[16:]))  # ACKs' rekey
+        for n in range(start, start + acks):
+            analyzer.analyze(_datagram(n, ack_template[:-16] + struct.pack("!QQ", 2, n)))
+
+    keks = max(keys_module.MAX_LEARNED_KEKS, analyze_module.MAX_TRACKED_KEKS) + 100
+    rekeys = analyze_module.MAX_KEKS_REMEMBERED_FOR_ACKS + 100
+    acks = analyze_module.MAX_REMEMBERED_ACKS + 100
+    tracemalloc.start()  # before the first pass: what it frees later is counted too
+    feed(0, keks, rekeys, acks)  # every table at its cap
+    assert len(analyzer.keys.keks) == keys_module.MAX_LEARNED_KEKS
+    assert len(analyzer.keys.policies) == keys_module.MAX_LEARNED_KEKS
+    assert len(analyzer.seqs.last) == analyze_module.MAX_TRACKED_KEKS
+    assert len(analyzer.rekeys) == analyze_module.MAX_KEKS_REMEMBERED_FOR_ACKS
+    assert len(analyzer.acked) == analyze_module.MAX_REMEMBERED_ACKS
+    held = []
+    for start in (10 ** 6, 2 * 10 ** 6):  # as many again, all new, twice
+        feed(start, keks, rekeys, acks)
+        held.append(tracemalloc.get_traced_memory())
+    tracemalloc.stop()
+    # A full pass of new SPIs leaves nothing more behind than the previous one (dict
+    # tables breathe as entries are replaced, so compare what stays after each pass),
+    # and all tables at their caps stay small.
+    assert held[1][0] - held[0][0] < 256 * 1024, held
+    assert max(peak for _, peak in held) < 16 * 1024 * 1024, held

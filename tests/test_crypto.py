@@ -232,3 +232,11 @@ def test_hashes_equal():
     assert crypto.hashes_equal(b"abc", b"abc")
     assert not crypto.hashes_equal(b"abc", b"abd")
     assert not crypto.hashes_equal(b"abc", b"ab")
+
+
+def test_public_key_bits_is_what_sig_key_length_states():
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    assert crypto.public_key_bits(rsa.generate_private_key(65537, 1024).public_key()) == 1024
+    assert crypto.public_key_bits(ec.generate_private_key(ec.SECP521R1()).public_key()) == 521
+    with pytest.raises(crypto.GDOICryptoError, match="unsupported"):
+        crypto.public_key_bits(object())

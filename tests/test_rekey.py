@@ -26,7 +26,7 @@ def _udp_payloads(path):
 @pytest.fixture(scope="module")
 def gdoid_kek(vectors_dir):
     store = KeyStore.from_file(vectors_dir / "keys.json")
-    (context,) = store.keks.values()
+    (context,) = store.pinned_keks.values()
     return context
 
 
