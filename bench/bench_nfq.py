@@ -190,6 +190,14 @@ class Namespaces:
         self.sender, self.receiver = "d3bs" + tag, "d3br" + tag
 
     def __enter__(self):
+        try:
+            self._create()
+        except BaseException:
+            self.__exit__()  # a half-built pair must not outlive the run
+            raise
+        return self
+
+    def _create(self):
         sh("ip", "netns", "add", self.sender)
         sh("ip", "netns", "add", self.receiver)
         sh("ip", "link", "add", "vb0", "netns", self.sender, "type", "veth", "peer", "name", "vb1",
@@ -200,7 +208,6 @@ class Namespaces:
         # Count what gets past the (mangle) queue into the filter table.
         sh("iptables", "-w", "-A", "INPUT", "-p", _consts.D3P_IP_PROTO, "-j", "ACCEPT",
            ns=self.receiver)
-        return self
 
     def __exit__(self, *exc):
         for ns in (self.sender, self.receiver):
