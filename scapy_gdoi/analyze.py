@@ -398,14 +398,16 @@ def _ack_name(value):
 
 # -- driving a capture --------------------------------------------------------------------
 
-def analyze_capture(path, keystore=None):
+def analyze_capture(path, keystore=None, notices=None):
     """Yield the report dict of every GDOI message in the capture at `path`.
 
+    :param notices: a :class:`scapy_gdoi.capture.CaptureNotices` that hears about what
+        the capture holds but cannot be read (unsupported link types, ethertypes).
     :raises scapy_gdoi.capture.CaptureError: the file cannot be read at all.
     """
     from scapy_gdoi.capture import iter_datagrams
     analyzer = Analyzer(keystore)
-    for datagram in iter_datagrams(path):
+    for datagram in iter_datagrams(path, notices):
         yield analyzer.analyze(datagram)
     analyze_capture.last_counts = analyzer.counts
 
@@ -478,7 +480,7 @@ def _json_value(value):
 
 
 def _run(args):
-    from scapy_gdoi.capture import CaptureError
+    from scapy_gdoi.capture import CaptureError, CaptureNotices
     from scapy_gdoi.crypto import CryptoUnavailable
     from scapy_gdoi.keys import KeyStore, KeysFileError
     try:
@@ -487,8 +489,13 @@ def _run(args):
         print("gdoi analyze: %s" % exc, file=sys.stderr)
         return 2
     out = sys.stdout
+
+    def warn(text):
+        print("gdoi analyze: warning: %s" % text, file=sys.stderr)
+
+    notices = CaptureNotices(on_notice=warn)
     try:
-        for report in analyze_capture(args.capture, keystore):
+        for report in analyze_capture(args.capture, keystore, notices):
             if args.json:
                 out.write(json.dumps(report, default=_json_value) + "\n")
             else:
@@ -498,6 +505,8 @@ def _run(args):
         return 2
     if not args.json:
         out.write(format_counts(analyze_capture.last_counts) + "\n")
+        if notices.messages:
+            out.write("Warnings: " + "; ".join(notices.messages) + "\n")
     return 0
 
 

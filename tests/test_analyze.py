@@ -301,12 +301,51 @@ def test_pcapng_and_ipv6(tmp_path, p256):
     (1, lambda frame: frame[:12] + b"\x81\x00\x00\x64" + frame[12:]),  # 802.1Q VLAN 100
     (113, lambda frame: bytes(14) + frame[12:]),  # Linux cooked capture (SLL)
     (0, lambda frame: struct.pack("<I", 2) + frame[14:]),  # BSD loopback, AF_INET
+    # Review findings: these were dropped silently.
+    (104, lambda frame: b"\x0f\x00\x08\x00" + frame[14:]),  # Cisco HDLC
+    (9, lambda frame: b"\xff\x03\x00\x21" + frame[14:]),  # PPP, HDLC-like framing
+    (9, lambda frame: b"\x21" + frame[14:]),  # PPP, address/control + protocol compressed
+    (50, lambda frame: b"\xff\x03\x00\x21" + frame[14:]),  # PPP in HDLC
+    (1, lambda frame: frame[:12] + b"\x88\x47\x00\x01\x00\x40\x00\x02\x01\x40"
+     + frame[14:]),  # MPLS, two labels
+    (1, lambda frame: frame[:12] + b"\x88\x64\x11\x00\x00\x01"
+     + struct.pack("!H", len(frame) - 12) + b"\x00\x21" + frame[14:]),  # PPPoE session
+    # TCP segmentation offload: IPv4 Total Length 0, the frame holds the whole packet.
+    (1, lambda frame: frame[:16] + b"\x00\x00" + frame[18:]),
 ])
 def test_other_link_types(tmp_path, p256, linktype, framing):
     kek = new_kek(signer=p256)
     path = write_pcap(tmp_path / "link.pcap", [framing(udp848(push(kek, 1)))], linktype)
     (report,) = run(path, keystore_for(kek))
     assert report["signature"] == "valid" and report["src"] == KS
+
+
+def test_unsupported_framing_is_warned_once_per_capture(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    frame = udp848(push(kek, 1))
+    hidden = frame[:12] + b"\x88\xb5" + frame[14:]  # local experimental ethertype
+    path = write_pcap(tmp_path / "eth.pcap", [hidden, hidden, frame,
+                                              frame[:12] + b"\x08\x06" + bytes(28)])  # ARP
+    result = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze", str(path)],
+                            capture_output=True, text=True, check=True)
+    warning = "ethertype 0x88b5 is not supported: its frames were skipped"
+    assert result.stderr.count(warning) == 1 and "0x0806" not in result.stderr
+    assert result.stdout.splitlines()[-1] == "Warnings: " + warning
+    path = write_pcap(tmp_path / "user.pcap", [frame[14:]] * 3, linktype=147)
+    result = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze", str(path),
+                             "--json"], capture_output=True, text=True, check=True)
+    assert result.stdout == ""
+    assert result.stderr.count("link type 147 is not supported") == 1
+
+
+def test_capture_cut_inside_a_record_header_ends_with_an_error(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    path = write_pcap(tmp_path / "hdr.pcap", [udp848(push(kek, 1))])
+    path.write_bytes(path.read_bytes() + b"\x01\x02\x03")
+    reports = run(path, keystore_for(kek))
+    assert reports[0]["signature"] == "valid"
+    assert reports[-1]["error"] == "capture file cut inside the record header after frame 1"
+    assert len(reports) == 2
 
 
 def test_fragmented_rekey_is_reassembled(tmp_path, p256):
@@ -317,6 +356,79 @@ def test_fragmented_rekey_is_reassembled(tmp_path, p256):
     assert len(frames) > 2
     reports = run(write_pcap(tmp_path / "frag.pcap", frames[::-1]), keystore_for(kek))
     assert len(reports) == 1 and reports[0]["signature"] == "valid"
+
+
+def _ip4_fragment(ident, offset, more, data, src=KS):
+    """A raw IPv4 UDP fragment (LINKTYPE_RAW); offset in octets."""
+    flags = (0x2000 if more else 0) | (offset // 8)
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ident, flags, 64, 17, 0,
+                       bytes(map(int, src.split("."))), bytes([239, 1, 1, 1])) + data
+
+
+def _fragments(frames):
+    from scapy_gdoi.capture import CaptureNotices, _Reassembler, datagram_of
+    reassembler, notices, out = _Reassembler(), CaptureNotices(), []
+    for number, frame in enumerate(frames, 1):
+        out += datagram_of(number, 0, 101, frame, reassembler, notices)
+    return out, reassembler
+
+
+def _udp_header(sport, dport, length):
+    return struct.pack("!HHHH", sport, dport, length, 0)
+
+
+def test_duplicate_fragments_are_ignored(tmp_path, p256):
+    from scapy.layers.inet import fragment
+    kek = new_kek(signer=p256)
+    datagram = IP(src=KS, dst=GROUP, id=5) / UDP(sport=848, dport=848) / push(kek, 1)
+    frames = [bytes(Ether() / frag) for frag in fragment(datagram, fragsize=128)]
+    reports = run(write_pcap(tmp_path / "dup.pcap", frames[:2] + frames[1:]),
+                  keystore_for(kek))
+    assert len(reports) == 1 and reports[0]["signature"] == "valid"
+
+
+def test_overlapping_fragments_drop_the_set_once():
+    first = _ip4_fragment(7, 0, True, _udp_header(848, 848, 3000) + bytes(1472))
+    overlapping = [_ip4_fragment(7, 8 * i, True, bytes(1480)) for i in range(1, 50)]
+    out, reassembler = _fragments([first] + overlapping + [_ip4_fragment(7, 2960, False,
+                                                                        bytes(40))])
+    assert [(d.frame, d.error) for d in out] == [
+        (1, "IP fragments dropped: overlapping fragments (RFC 5722)")]
+    assert not reassembler.pending
+
+
+def test_fragment_sets_are_capped_in_parts_and_octets():
+    from scapy_gdoi.capture import MAX_FRAGMENT_PARTS, MAX_REASSEMBLED_OCTETS
+    first = _ip4_fragment(8, 0, True, _udp_header(848, 848, 9000) + bytes(8))
+    tiny = [_ip4_fragment(8, 16 + 8 * i, True, bytes(8)) for i in range(MAX_FRAGMENT_PARTS)]
+    out, reassembler = _fragments([first] + tiny)
+    assert [(d.frame, d.error) for d in out] == [
+        (1, "IP fragments dropped: more than %d fragments" % MAX_FRAGMENT_PARTS)]
+    assert not reassembler.pending
+    past_the_limit = _ip4_fragment(9, (MAX_REASSEMBLED_OCTETS // 8) * 8, False, bytes(16))
+    out, _ = _fragments([_ip4_fragment(9, 0, True, _udp_header(848, 848, 9000) + bytes(8)),
+                         past_the_limit])
+    assert [d.error for d in out] == [
+        "IP fragments dropped: the datagram would exceed %d octets" % MAX_REASSEMBLED_OCTETS]
+
+
+def test_fragments_of_other_udp_traffic_are_dropped_and_never_reported(tmp_path):
+    dns_first = _ip4_fragment(11, 0, True, _udp_header(53, 53, 3000) + bytes(1472))
+    dns_rest = [_ip4_fragment(11, 1480, True, bytes(1480))]  # the last one is lost
+    out, reassembler = _fragments([dns_first] + dns_rest)
+    assert out == [] and not reassembler.pending
+    # Through a whole capture: no GDOI error for them, before or at the end.
+    path = write_pcap(tmp_path / "dns.pcap", dns_rest + [dns_first] + dns_rest, 101)
+    assert run(path) == []
+    # A set whose first fragment (with the ports) never came: not a GDOI error either,
+    # but the capture says it dropped it.
+    from scapy_gdoi.capture import CaptureNotices, iter_datagrams
+    notices = CaptureNotices()
+    path = write_pcap(tmp_path / "headless.pcap", [_ip4_fragment(12, 1480, True, bytes(8))],
+                      101)
+    assert list(iter_datagrams(path, notices)) == []
+    assert notices.messages == ["1 incomplete UDP fragment set(s) whose first fragment "
+                                "(with the ports) was never seen were dropped"]
 
 
 # -- bad input: reported per frame, never stops the analysis ---------------------------------
@@ -357,6 +469,9 @@ def test_truncated_capture_file_ends_with_an_error(tmp_path, p256):
     assert reports[0]["signature"] == "valid"
     assert len(reports) == 2
     assert reports[1]["error"].startswith("frame truncated by the capture")
+    frame_len = len(udp848(push(kek, 2)))
+    assert ("capture file cut inside frame 2: record says %d octets, %d present"
+            % (frame_len, frame_len - 30)) in reports[1]["error"]
 
 
 def test_unreadable_capture_and_keys_file_are_clear_cli_errors(tmp_path, vectors_dir):
