@@ -14,6 +14,7 @@
 (:mod:`scapy_gdoi.policy`: seed Tables 1-2, ATD rule, D3P window).
 """
 import functools
+import ipaddress
 import operator
 import os
 
@@ -27,6 +28,24 @@ def _number(table, name):
         if (entry[0] if isinstance(entry, tuple) else entry) == name:
             return number
     raise KeyError(name)
+
+
+#: Largest value of a basic (TV) attribute: its value field is 16 bits (RFC 2408 §3.3).
+#: ATD and DTD are TV-only (facts §2.4). Wanted in _consts as TV_ATTRIBUTE_MAX (see the
+#: report to the lead); local until then.
+TV_ATTRIBUTE_MAX = 0xFFFF
+
+
+def _address_id_type(address):
+    """ID_IPV4_ADDR or ID_IPV6_ADDR for an address given as text."""
+    version = ipaddress.ip_address(address).version
+    return C.ID_IPV4_ADDR if version == 4 else C.ID_IPV6_ADDR
+
+
+def _subnet_id_type(subnet):
+    """ID_IPV4_ADDR_SUBNET or ID_IPV6_ADDR_SUBNET for a prefix given as text."""
+    version = ipaddress.ip_network(subnet, strict=False).version
+    return C.ID_IPV4_ADDR_SUBNET if version == 4 else C.ID_IPV6_ADDR_SUBNET
 
 
 #: Key sizes (octets) of the TEK integrity keys, by AUTHENTICATION_ALGORITHM name.
@@ -71,9 +90,9 @@ class TEKPolicy:
             attrs.append(GDOI_IPsec_Attr(type="AUTHENTICATION_ALGORITHM", value=self.auth))
         if self.key_bits and self.transform not in _FIXED_KEY_OCTETS:
             attrs.append(GDOI_IPsec_Attr(type="KEY_LENGTH", value=self.key_bits))
-        subnet = _number(C.ID_TYPES, "ID_IPV4_ADDR_SUBNET")
-        return GDOI_SAT_IPsec(protocol_id=self.protocol_id, src_id_type=subnet,
-                              src_id=self.src, dst_id_type=subnet, dst_id=self.dst,
+        return GDOI_SAT_IPsec(protocol_id=self.protocol_id,
+                              src_id_type=_subnet_id_type(self.src), src_id=self.src,
+                              dst_id_type=_subnet_id_type(self.dst), dst_id=self.dst,
                               transform_id=_number(transforms, self.transform),
                               spi=self.spi, attrs=attrs)
 
@@ -97,8 +116,14 @@ class GAPPolicy:
     def gap(self):
         from scapy_gdoi.gdoi import GDOI_GAP, GDOI_GAP_Attr
         attrs = []
-        for name, value in (("ACTIVATION_TIME_DELAY", self.atd),
-                            ("DEACTIVATION_TIME_DELAY", self.dtd),
+        # ATD and DTD are TV-only (facts §2.4): a TV value cannot say more than 65535 s,
+        # so larger delays are clamped. Clamping only lets members start (ATD) or stop
+        # (DTD) using the new/old SA earlier than asked, which is safe once they have
+        # the new SA; a 3-octet TLV would be refused by receivers.
+        atd = None if self.atd is None else min(self.atd, TV_ATTRIBUTE_MAX)
+        dtd = None if self.dtd is None else min(self.dtd, TV_ATTRIBUTE_MAX)
+        for name, value in (("ACTIVATION_TIME_DELAY", atd),
+                            ("DEACTIVATION_TIME_DELAY", dtd),
                             ("D3P_TYPE", self.d3p_type),
                             ("D3P_WINDOW_SIZE", self.d3p_window_ms)):
             if value is not None:
@@ -168,9 +193,9 @@ def _sak(policy, described):
              GDOI_KEK_Attr(type="SIG_KEY_LENGTH", value=signer.key_size)]
     if policy.ack_requested is not None:
         attrs.append(GDOI_KEK_Attr(type="KEK_ACK_REQUESTED", value=policy.ack_requested))
-    ipv4 = _number(C.ID_TYPES, "ID_IPV4_ADDR")
-    return GDOI_SAK(src_id_type=ipv4, src_id_port=C.GDOI_UDP_PORT, src_id=policy.server,
-                    dst_id_type=ipv4, dst_id_port=C.GDOI_UDP_PORT, dst_id=policy.group,
+    return GDOI_SAK(src_id_type=_address_id_type(policy.server), src_id_port=C.GDOI_UDP_PORT,
+                    src_id=policy.server, dst_id_type=_address_id_type(policy.group),
+                    dst_id_port=C.GDOI_UDP_PORT, dst_id=policy.group,
                     spi=described.spi, attrs=attrs)
 
 

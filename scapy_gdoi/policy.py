@@ -116,8 +116,8 @@ Decisions where the seed is silent (each one is a single place in this file)
   :func:`atd_for_rekey` gives ``None`` for multicast rekeys; a multicast rekey reaches
   Cisco members too, which must not get ATD.
 * The ATD value is not clamped to 16 bits here: the seed's formula is applied as is
-  (a remaining lifetime above 65565 s gives an ATD that a TV attribute cannot carry;
-  encoding it is the packet layer's problem).
+  (a remaining lifetime above 65565 s gives an ATD that a TV attribute cannot carry);
+  the forger (:mod:`scapy_gdoi.forge`) clamps ATD/DTD to 65535 s when encoding.
 * With multicast rekey transport no ACK is expected (seed note), so the KEK SA carries
   no KEK_ACK_REQUESTED (seed ``show crypto gkm ks policy``: ``acknowledgement : none``)
   and the ACK type in use is "None", whatever the configured option.
@@ -137,7 +137,9 @@ Decisions where the seed is silent (each one is a single place in this file)
   ``client d3p window`` only replaces the window (an ASR 9000 cannot override: seed note).
 * On the wire a primary's announcement can only say whether KEK_ACK_REQUESTED is
   present (and its value), which is the same for ``interoperable`` and ``any``; the
-  coop comparison therefore flags a mismatch only when the attribute differs.
+  coop comparison therefore flags a mismatch only when the attribute differs. With
+  multicast rekeys the attribute is absent whatever the ACK option (no ACK expected),
+  so an ACK-option difference between multicast key servers is not flagged.
 """
 import dataclasses
 import enum
@@ -1042,13 +1044,15 @@ class CoopAnnouncement:
         """The announcement a primary with this key-server configuration sends."""
         if config.role != ROLE_KEY_SERVER:
             raise ValueError("group %r is not a key-server group" % config.name)
-        return cls(config.d3p_type, config.d3p_window_ms, _announced_ack(config.ack_option))
+        return cls(config.d3p_type, config.d3p_window_ms, _announced_ack(config.ack_in_use))
 
 
-def _announced_ack(ack_option):
+def _announced_ack(ack_in_use):
     # The announcement tells cooperative key servers to send KEK_ACK_REQUESTED to their
     # members; with `any` some members get it (Table 1), so it is announced as well.
-    return None if ack_option == ACK_CISCO else KEK_ACK_SHA256
+    # With multicast rekeys no ACK is expected and the KEK SA carries no
+    # KEK_ACK_REQUESTED (module decision above): `ack_in_use` is None, nothing announced.
+    return None if ack_in_use in (None, ACK_CISCO) else KEK_ACK_SHA256
 
 
 def coop_config_mismatches(announcement, secondary):

@@ -8,7 +8,7 @@ module's own tables, so a wrong cell in the module fails a test.
 import pytest
 
 from scapy_gdoi import policy
-from scapy_gdoi._consts import KEK_ACK_METHODS
+from scapy_gdoi._consts import KEK_ACK_METHODS, KEK_ACK_SHA256
 from scapy_gdoi.policy import (
     AckStatus,
     ConfigError,
@@ -826,7 +826,9 @@ SEED_ACK_MISMATCH = ("%GDOI-3-COOP_CONFIG_MISMATCH: WARNING: Interoperable Rekey
                      "configuration between Primary KS and Secondary KS are mismatched")
 
 
-def ks_config(*lines):
+def ks_config(*lines, transport="unicast"):
+    # ACKs exist only with unicast rekeys; multicast is the IOS default.
+    lines = lines + (("rekey transport unicast",) if transport == "unicast" else ())
     text = "crypto gkm group GETVPN\n server local\n" + "".join("  %s\n" % l for l in lines)
     return parse_config(text)[0]
 
@@ -852,6 +854,23 @@ def test_coop_constants_are_the_seed_strings():
 def test_coop_mismatch_from_configs(primary, secondary, expected):
     announcement = CoopAnnouncement.from_config(ks_config(*primary))
     assert policy.coop_config_mismatches(announcement, ks_config(*secondary)) == expected
+
+
+def test_coop_multicast_groups_announce_no_ack_request():
+    # Review finding: the announcement carried KEK_ACK_REQUESTED for a multicast group,
+    # whose KEK SA carries none (no ACK is expected with multicast rekeys).
+    for option in ("interoperable", "any", "cisco"):
+        config = ks_config("rekey acknowledgement " + option, transport="multicast")
+        assert CoopAnnouncement.from_config(config).kek_ack_requested is None
+        table = policy.MemberTable.from_config(config)
+        table.register("10.0.0.1", "non-cisco")
+        assert table.kek_ack_requested("10.0.0.1") is None
+    unicast = CoopAnnouncement.from_config(ks_config("rekey acknowledgement interoperable"))
+    assert unicast.kek_ack_requested == KEK_ACK_SHA256
+    primary = ks_config("rekey acknowledgement interoperable", transport="multicast")
+    secondary = ks_config("rekey acknowledgement cisco", transport="multicast")
+    assert policy.coop_config_mismatches(CoopAnnouncement.from_config(primary),
+                                         secondary) == []
 
 
 def test_coop_interoperable_and_any_look_the_same_on_the_wire():
@@ -911,7 +930,7 @@ def test_show_acknowledgement_lines_unicast(option, label):
 
 
 def test_show_acknowledgement_lines_multicast():
-    cfg = ks_config("rekey acknowledgement interoperable")
+    cfg = ks_config("rekey acknowledgement interoperable", transport="multicast")
     assert cfg.ack_in_use is None
     assert policy.render_ks_ack_line(cfg) == "  Rekey Acknowledgement Cfg: Interoperable"
     assert policy.render_ks_rekey_ack(cfg) == (

@@ -254,3 +254,35 @@ def test_padding_bound_is_the_ciphers_block_size(gdoid_kek, gdoid_frames):
     assert "under one 8-octet block" in plaintext_problem(trimmed + bytes(8), 8)
     assert plaintext_problem(trimmed + bytes(8), 16) is None
     assert plaintext_problem(trimmed + bytes(8)) is None  # default: the largest block
+
+
+def test_forged_atd_and_dtd_are_tv_and_clamped():
+    # Review finding: ATD 86370 became a 3-octet TLV; ATD/DTD are TV-only (facts §2.4).
+    kek = KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
+                     private_key=ec.generate_private_key(ec.SECP256R1()))
+    plain = bytes(build_push(PushPolicy(kek, 1, gap=GAPPolicy(atd=86370, dtd=70000),
+                                        teks=[TEKPolicy(1)])))
+    tv = 0x8000
+    assert (tv | C.GAP_ATTR_ACTIVATION_TIME_DELAY).to_bytes(2, "big") + b"\xff\xff" in plain
+    assert (tv | C.GAP_ATTR_DEACTIVATION_TIME_DELAY).to_bytes(2, "big") + b"\xff\xff" in plain
+    assert summarize(GDOI(plain)).gap["atd"] == summarize(GDOI(plain)).gap["dtd"] == 0xFFFF
+    small = bytes(build_push(PushPolicy(kek, 1, gap=GAPPolicy(atd=3570), teks=[TEKPolicy(1)])))
+    assert summarize(GDOI(small)).gap["atd"] == 3570
+
+
+def test_forged_ipv6_addresses_use_ipv6_id_types():
+    from scapy_gdoi.gdoi import GDOI_SAT
+    kek = KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
+                     private_key=ec.generate_private_key(ec.SECP256R1()))
+    plain = GDOI(bytes(build_push(PushPolicy(
+        kek, 1, send_kek_policy=True, server="2001:db8::1", group="ff05::1",
+        teks=[TEKPolicy(1, src="2001:db8:1::/48", dst="::/0")]))))
+    sak, sat = plain[GDOI_SAK], plain[GDOI_SAT]
+    assert (sak.src_id_type, sak.dst_id_type) == (C.ID_IPV6_ADDR, C.ID_IPV6_ADDR)
+    assert (sak.src_id_len, sak.dst_id_len) == (16, 16)
+    assert bytes(sak)[:200].find(bytes.fromhex("20010db8" + "00" * 11 + "01")) > 0
+    assert (sat.src_id_type, sat.dst_id_type) == (C.ID_IPV6_ADDR_SUBNET,) * 2
+    ipv4 = GDOI(bytes(build_push(PushPolicy(kek, 1, send_kek_policy=True,
+                                            teks=[TEKPolicy(1)]))))
+    assert ipv4[GDOI_SAK].src_id_type == C.ID_IPV4_ADDR
+    assert ipv4[GDOI_SAT].src_id_type == C.ID_IPV4_ADDR_SUBNET
