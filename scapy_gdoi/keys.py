@@ -197,13 +197,19 @@ class KeyStore:
         spi = key_info.spi
         policy = self.policies.touch(spi)
         known = self.kek(spi)
-        algorithm = policy.algorithm if policy and policy.algorithm else (
-            known.cipher.alg_id if known else None)
-        if key_info.signature_key and not (only_new and self.signing_key(spi)):
+        # Attribute values keep their wire form (an int for TV, bytes for TLV, as the
+        # layers give them): only a numeric KEK_ALGORITHM / KEK_KEY_LENGTH and octet
+        # strings for the keys mean anything here.
+        algorithm = policy.algorithm if policy and isinstance(policy.algorithm, int) and \
+            policy.algorithm else (known.cipher.alg_id if known else None)
+        if isinstance(key_info.signature_key, bytes) and key_info.signature_key and not (
+                only_new and self.signing_key(spi)):
             self.add_signing_key(spi, key_info.signature_key, pinned=False)
-        if algorithm is None or not key_info.algorithm_key:
+        if algorithm is None or not isinstance(key_info.algorithm_key, bytes) or \
+                not key_info.algorithm_key:
             return None  # policy (algorithm) not seen: cannot tell IV from key
-        key_len = policy.key_bits // 8 if policy and policy.key_bits else None
+        key_len = (policy.key_bits // 8 if policy and isinstance(policy.key_bits, int)
+                   and policy.key_bits else None)
         inherited = via or known
         context = KEKContext.from_algorithm_key(
             spi, algorithm, key_info.algorithm_key, key_len,

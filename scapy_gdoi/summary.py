@@ -143,75 +143,109 @@ def summarize(pkt):
 # -- The same summary straight from bytes (the analyser's fast path) ----------------------
 #
 # Dissecting a rekey with the Scapy layers costs ~4 ms; a capture of a million rekeys
-# needs the walk below instead (bench/bench_analyze.py measures it). The field layouts
-# are the RFC figures the layers implement; tests/test_analyze.py checks that both
-# paths agree on the gdoid vectors and on forged messages.
+# needs the walk below instead (bench/bench_analyze.py measures it). It applies the
+# layers' own bounds checks (their ``min_length`` and ``_fits`` validators, which work
+# on bytes): a payload the layers keep generic is skipped here too, so the fast path
+# never reports (or teaches a key from) what the layers refuse. tests/test_summary.py
+# checks that both paths agree, on real and forged messages and under fuzzing.
+
+def _layer_accepts(cls, body):
+    """Whether the layers dissect `body` (exactly Payload Length octets) as `cls`."""
+    return len(body) >= cls.min_length and cls._fits(body)
+
 
 def _attributes(data):
-    """[(type, int-or-bytes)] of a data-attribute list (RFC 2408 §3.3)."""
+    """[(type, is_tv, int-or-bytes)] of a data-attribute list (RFC 2408 §3.3), read as
+    the layers read it: a trailing header-less fragment ends the list, a TLV value is
+    cut at the end of the data."""
     out, offset = [], 0
-    while offset + 4 <= len(data):
+    while offset + ATTRIBUTE_HEADER_LEN <= len(data):
         word, value = struct.unpack_from("!HH", data, offset)
-        if word & 0x8000:
-            out.append((word & 0x7FFF, value))
-            offset += 4
+        if word & ATTRIBUTE_FORMAT_TV:
+            out.append((word & ~ATTRIBUTE_FORMAT_TV, True, value))
+            offset += ATTRIBUTE_HEADER_LEN
         else:
-            out.append((word, data[offset + 4:offset + 4 + value]))
-            offset += 4 + value
+            start = offset + ATTRIBUTE_HEADER_LEN
+            out.append((word, False, data[start:start + value]))
+            offset = start + value
     return out
 
 
-def _numeric(attrs, attr_type):
-    for number, value in attrs:
+def _value(attrs, attr_type, numeric_tlv=()):
+    """The first `attr_type` value as the layers give it (GDOI_Attribute.val): an int
+    for TV and for the numeric TLV types, bytes for the other TLVs; None if absent."""
+    for number, is_tv, value in attrs:
         if number == attr_type:
-            return value if isinstance(value, int) else int.from_bytes(value, "big")
+            if is_tv or number not in numeric_tlv:
+                return value
+            return int.from_bytes(value, "big")
     return None
 
 
-def _raw(attrs, attr_type):
-    for number, value in attrs:
-        if number == attr_type:
-            return value if isinstance(value, bytes) else value.to_bytes(2, "big")
-    return None
+#: Data-attribute format bit: 1 = TV ("basic"), 0 = TLV (RFC 2408 §3.3).
+ATTRIBUTE_FORMAT_TV = 0x8000
+ATTRIBUTE_HEADER_LEN = 4
+#: SA KEK layout (RFC 6407 §5.3): generic header, Protocol, SRC ID Type, SRC ID Port,
+#: then the SRC ID Data Length octet; after both IDs the 16-octet SPI and 4 reserved
+#: (RFC 3547: POP algorithm / key length) octets before the attributes.
+SAK_SRC_ID_LEN_OFFSET = 8
+SAK_SPI_LEN = 16
+SAK_AFTER_SPI_LEN = 4
+#: SA payload (RFC 6407 §5.1): header 4, DOI 4, Situation 4, SA Next Payload 2, RESERVED 2.
+SA_NEXT_PAYLOAD_OFFSET, SA_HEADER_LEN = 12, 16
+#: KD payload (RFC 6407 §5.6): header 4, Number of Key Packets 2, RESERVED 2; each key
+#: packet: KD Type 1, RESERVED 1, KD Length 2, SPI Size 1, SPI.
+KD_HEADER_LEN, KEY_PACKET_HEADER_LEN = 8, 5
+#: DELETE payload (RFC 2408 §3.15): header 4, DOI 4, Protocol-ID 1, SPI Size 1, # 2.
+DELETE_HEADER_LEN = 12
+#: ID payload (RFC 2407 §4.6.2): header 4, ID Type 1, Protocol 1, Port 2, then data.
+ID_HEADER_LEN = 8
+#: SA TEK (RFC 6407 §5.4.1): header 4, Protocol-ID 1, Protocol 1, then the two IDs.
+SAT_PROTOCOL_ID_OFFSET, SAT_FIRST_ID_OFFSET = 4, 6
 
 
 def _sak_bytes(body):
-    offset = 6  # header, Protocol, SRC ID Type
-    offset += 2
+    from scapy_gdoi.gdoi import GDOI_KEK_Attr
+    offset = SAK_SRC_ID_LEN_OFFSET
     offset += 1 + body[offset]  # SRC ID Data Len + data
     offset += 3  # DST ID Type, DST ID Port
     offset += 1 + body[offset]
-    spi = body[offset:offset + 16]
-    attrs = _attributes(body[offset + 20:])
+    spi = body[offset:offset + SAK_SPI_LEN]
+    attrs = _attributes(body[offset + SAK_SPI_LEN + SAK_AFTER_SPI_LEN:])
+    numeric = GDOI_KEK_Attr.numeric_tlv
     return KEKPolicyInfo(
-        spi=spi, algorithm=_numeric(attrs, C.KEK_ATTR_ALGORITHM),
-        key_bits=_numeric(attrs, C.KEK_ATTR_KEY_LENGTH),
-        sig_hash=_numeric(attrs, C.KEK_ATTR_SIG_HASH_ALGORITHM),
-        sig_algorithm=_numeric(attrs, C.KEK_ATTR_SIG_ALGORITHM),
-        sig_key_bits=_numeric(attrs, C.KEK_ATTR_SIG_KEY_LENGTH),
-        lifetime=_numeric(attrs, C.KEK_ATTR_KEY_LIFETIME),
-        ack_requested=_numeric(attrs, C.KEK_ATTR_ACK_REQUESTED))
+        spi=spi, algorithm=_value(attrs, C.KEK_ATTR_ALGORITHM, numeric),
+        key_bits=_value(attrs, C.KEK_ATTR_KEY_LENGTH, numeric),
+        sig_hash=_value(attrs, C.KEK_ATTR_SIG_HASH_ALGORITHM, numeric),
+        sig_algorithm=_value(attrs, C.KEK_ATTR_SIG_ALGORITHM, numeric),
+        sig_key_bits=_value(attrs, C.KEK_ATTR_SIG_KEY_LENGTH, numeric),
+        lifetime=_value(attrs, C.KEK_ATTR_KEY_LIFETIME, numeric),
+        ack_requested=_value(attrs, C.KEK_ATTR_ACK_REQUESTED, numeric))
 
 
 def _gap_bytes(body):
-    attrs = _attributes(body[4:])
-    return {"atd": _numeric(attrs, C.GAP_ATTR_ACTIVATION_TIME_DELAY),
-            "dtd": _numeric(attrs, C.GAP_ATTR_DEACTIVATION_TIME_DELAY),
-            "d3p_type": _numeric(attrs, C.GAP_ATTR_D3P_TYPE),
-            "d3p_window_ms": _numeric(attrs, C.GAP_ATTR_D3P_WINDOW_SIZE)}
+    from scapy_gdoi.gdoi import GDOI_GAP_Attr
+    attrs = _attributes(body[wire.GENERIC_PAYLOAD_HEADER_LEN:])
+    numeric = GDOI_GAP_Attr.numeric_tlv
+    return {"atd": _value(attrs, C.GAP_ATTR_ACTIVATION_TIME_DELAY, numeric),
+            "dtd": _value(attrs, C.GAP_ATTR_DEACTIVATION_TIME_DELAY, numeric),
+            "d3p_type": _value(attrs, C.GAP_ATTR_D3P_TYPE, numeric),
+            "d3p_window_ms": _value(attrs, C.GAP_ATTR_D3P_WINDOW_SIZE, numeric)}
 
 
 def _sat_bytes(body):
-    from scapy_gdoi.gdoi import detect_sat_encoding, get_encoding
-    protocol_id = body[4]
+    """The TEK report of an SA TEK the layers accept as GDOI_SAT (or a subclass)."""
+    from scapy_gdoi.gdoi import _sat_layout_fits, detect_sat_encoding, get_encoding
+    protocol_id = body[SAT_PROTOCOL_ID_OFFSET]
     protocol = TEK_PROTOCOL_NAMES.get(protocol_id, str(protocol_id))
+    opaque = {"spi": None, "protocol": protocol, "transform": None}
     if protocol_id not in (C.TEK_PROTO_ESP, C.TEK_PROTO_AH):
-        return {"spi": None, "protocol": protocol, "transform": None}
+        return opaque
     encoding = get_encoding() or detect_sat_encoding(body)
-    if encoding is None:
-        return {"spi": None, "protocol": protocol, "transform": None}
     id_len = 2 if encoding == C.ENCODING_RFC6407 else 1
-    offset = 9  # header, Protocol-ID, Protocol, SRC ID Type, SRC ID Port
+    if encoding is None or not _sat_layout_fits(body, id_len):
+        return opaque  # the layers keep it as an opaque GDOI_SAT too
+    offset = SAT_FIRST_ID_OFFSET + 3  # SRC ID Type, SRC ID Port
     offset += id_len + int.from_bytes(body[offset:offset + id_len], "big") + 3
     offset += id_len + int.from_bytes(body[offset:offset + id_len], "big")
     transform_id = body[offset]
@@ -222,42 +256,42 @@ def _sat_bytes(body):
 
 
 def _kd_bytes(summary, body):
-    offset = 8
-    while offset + 5 <= len(body):
+    """Key packets of a KD the layers accept (GDOI_KD._fits: each one ends inside it)."""
+    offset = KD_HEADER_LEN
+    while offset < len(body):
         kd_type = body[offset]
         (kd_length,) = struct.unpack_from("!H", body, offset + 2)
-        if kd_length < 5:
-            raise wire.WireError("key packet with a bad length %d" % kd_length)
-        spi_size = body[offset + 4]
-        spi = body[offset + 5:offset + 5 + spi_size]
-        attrs = _attributes(body[offset + 5 + spi_size:offset + kd_length])
+        packet = body[offset:offset + kd_length]
+        spi_size = packet[KEY_PACKET_HEADER_LEN - 1]
+        # As GDOI_KeyPacket: the SPI and attributes never read past KD Length.
+        spi = packet[KEY_PACKET_HEADER_LEN:KEY_PACKET_HEADER_LEN + spi_size]
+        attrs = _attributes(packet[KEY_PACKET_HEADER_LEN + spi_size:])
         if kd_type == C.KD_KEK:
             summary.kek_keys.append(KEKKeyInfo(
-                spi, algorithm_key=_raw(attrs, C.KEK_KEY_ALGORITHM_KEY),
-                signature_key=_raw(attrs, C.KEK_KEY_SIG_ALGORITHM_KEY)))
+                spi, algorithm_key=_value(attrs, C.KEK_KEY_ALGORITHM_KEY),
+                signature_key=_value(attrs, C.KEK_KEY_SIG_ALGORITHM_KEY)))
         elif kd_type == C.KD_TEK:
             summary.tek_key_spis.append(spi.hex())
         offset += kd_length
 
 
 def _sa_bytes(summary, body):
-    if len(body) < 16:
-        raise wire.WireError("SA payload shorter than 16 octets")
-    (first,) = struct.unpack_from("!H", body, 12)
-    for ptype, _offset, sub in wire.iter_payloads(first, body[16:]):
-        if ptype == C.PT_SAK:
+    from scapy_gdoi.gdoi import GDOI_GAP, GDOI_SAK, GDOI_SAT
+    (first,) = struct.unpack_from("!H", body, SA_NEXT_PAYLOAD_OFFSET)
+    for ptype, _offset, sub in wire.iter_payloads(first, body[SA_HEADER_LEN:]):
+        if ptype == C.PT_SAK and _layer_accepts(GDOI_SAK, sub):
             summary.keks.append(_sak_bytes(sub))
-        elif ptype == C.PT_GAP:
+        elif ptype == C.PT_GAP and _layer_accepts(GDOI_GAP, sub):
             summary.gap = _gap_bytes(sub)
-        elif ptype == C.PT_SAT:
+        elif ptype == C.PT_SAT and _layer_accepts(GDOI_SAT, sub):
             summary.teks.append(_sat_bytes(sub))
 
 
 def summarize_bytes(plain):
-    """:func:`summarize` of a plaintext message given as bytes, without Scapy.
+    """:func:`summarize` of a plaintext message given as bytes, without dissecting it.
 
-    Raises :class:`scapy_gdoi.wire.WireError` for bytes that are not a well-formed
-    message (including a payload whose inner lengths run past its end).
+    Raises :class:`scapy_gdoi.wire.WireError` for bytes whose payload chain is not
+    well formed (a payload, or an SA member, whose length runs past its end).
     """
     try:
         return _summarize_bytes(plain)
@@ -266,24 +300,30 @@ def summarize_bytes(plain):
 
 
 def _summarize_bytes(plain):
+    from scapy_gdoi.gdoi import GDOI_PAYLOAD_CLASSES
     header = wire.Header(plain)
     summary = MessageSummary()
     for ptype, _offset, body in wire.iter_payloads(header.next_payload,
                                                     plain[wire.HEADER_LEN:]):
-        if ptype == C.PT_SEQ and len(body) == 8:
-            (summary.seq,) = struct.unpack_from("!I", body, 4)
+        cls = GDOI_PAYLOAD_CLASSES.get(ptype)
+        if cls is None or not _layer_accepts(cls, body):
+            continue  # the layers keep it generic: it says nothing
+        if ptype == C.PT_SEQ:
+            (summary.seq,) = struct.unpack_from("!I", body, wire.GENERIC_PAYLOAD_HEADER_LEN)
         elif ptype == C.PT_SA:
-            _sa_bytes(summary, body)
+            if header.exch_type in C.GDOI_SA_EXCHANGES:  # else an ISAKMP phase-1 SA
+                _sa_bytes(summary, body)
         elif ptype == C.PT_KD:
             _kd_bytes(summary, body)
-        elif ptype == C.PT_DELETE and len(body) >= 12:
+        elif ptype == C.PT_DELETE:
             spi_size, count = body[9], struct.unpack_from("!H", body, 10)[0]
             summary.deletes.append({"protocol": body[8], "spis": [
-                body[12 + i * spi_size:12 + (i + 1) * spi_size].hex() for i in range(count)]})
+                body[DELETE_HEADER_LEN + i * spi_size:DELETE_HEADER_LEN + (i + 1) * spi_size]
+                .hex() for i in range(count)]})
         elif ptype == C.PT_HASH:
-            summary.hash = body[4:]
-        elif ptype == C.PT_ID and len(body) >= 8:
-            summary.member_id = (body[4], body[8:])
+            summary.hash = body[wire.GENERIC_PAYLOAD_HEADER_LEN:]
+        elif ptype == C.PT_ID:
+            summary.member_id = (body[4], body[ID_HEADER_LEN:])
         elif ptype == C.PT_SIG:
             summary.has_sig = True
     return summary

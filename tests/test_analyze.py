@@ -742,3 +742,19 @@ def test_memory_stays_flat_across_many_spis(p256):
     # and all tables at their caps stay small.
     assert held[1][0] - held[0][0] < 256 * 1024, held
     assert max(peak for _, peak in held) < 16 * 1024 * 1024, held
+
+
+def test_key_packet_values_in_the_wrong_attribute_format_teach_nothing():
+    # The summaries keep wire forms (TV -> int, TLV -> bytes, as the layers do); a TV
+    # KEK_ALGORITHM_KEY or a TLV KEK_ALGORITHM is no key and must not become one.
+    from scapy_gdoi.summary import KEKKeyInfo, KEKPolicyInfo, MessageSummary
+    spi = os.urandom(16)
+    summary = MessageSummary()
+    summary.keks = [KEKPolicyInfo(spi, algorithm=C.KEK_ALG_AES, key_bits=128)]
+    summary.kek_keys = [KEKKeyInfo(spi, algorithm_key=0x1234, signature_key=7)]
+    store = KeyStore()
+    assert store.learn(summary) == [] and store.kek(spi) is None
+    assert store.signing_key(spi) is None
+    summary.keks = [KEKPolicyInfo(spi, algorithm=b"\x03", key_bits=128)]
+    summary.kek_keys = [KEKKeyInfo(spi, algorithm_key=bytes(32))]
+    assert store.learn(summary) == [] and store.kek(spi) is None
