@@ -62,9 +62,9 @@ def member_id_text(id_type, id_data):
     """Readable form of an ID payload's data (addresses for ID_IPV4/IPV6_ADDR)."""
     id_data = bytes(id_data)
     try:
-        if id_type == C.ID_IPV4_ADDR and len(id_data) == 4:
+        if id_type == C.ID_IPV4_ADDR and len(id_data) == C.ID_DATA_LENGTHS[id_type]:
             return str(ipaddress.IPv4Address(id_data))
-        if id_type == C.ID_IPV6_ADDR and len(id_data) == 16:
+        if id_type == C.ID_IPV6_ADDR and len(id_data) == C.ID_DATA_LENGTHS[id_type]:
             return str(ipaddress.IPv6Address(id_data))
     except ValueError:
         pass
@@ -151,10 +151,11 @@ def build_ack_for(kek_spi, seq, member_id, kek_key, method):
     """The RFC 8263 ACK for (KEK SPI, SEQ) from `member_id`, keyed with `kek_key`."""
     from scapy_gdoi.gdoi import GDOI, GDOI_HASH, GDOI_SEQ
     method = ack_method_of(method)
-    digest_size = len(crypto.ack_hash(b"\0", b"\0" * 16, method, b"", b""))
+    digest_size = hashlib.new(crypto.ACK_HASH_NAMES[method]).digest_size
     kek_spi = bytes(kek_spi)
     # Build with a zero HASH of the final size, then hash SEQ and ID exactly as laid out.
-    draft = bytes(GDOI(init_cookie=kek_spi[:8], resp_cookie=kek_spi[8:],
+    draft = bytes(GDOI(init_cookie=kek_spi[:wire.COOKIE_LEN],
+                       resp_cookie=kek_spi[wire.COOKIE_LEN:],
                        exch_type=C.EXCH_GROUPKEY_PUSH_ACK, flags=0, id=0)
                   / GDOI_HASH(hash=b"\0" * digest_size) / GDOI_SEQ(seq=seq)
                   / _member_id_payload(member_id))
@@ -320,7 +321,7 @@ def build_cisco_ack(kek, seq, member_id):
     """A Cisco-style rekey ACK as this project forges it (DECISIONS.md §2): SEQ and ID
     encrypted with the KEK, cookies = KEK SPI, exchange EXCH_CISCO_REKEY_ACK."""
     from scapy_gdoi.gdoi import GDOI, GDOI_SEQ
-    plain = (GDOI(init_cookie=kek.spi[:8], resp_cookie=kek.spi[8:],
+    plain = (GDOI(init_cookie=kek.spi[:wire.COOKIE_LEN], resp_cookie=kek.spi[wire.COOKIE_LEN:],
                   exch_type=C.EXCH_CISCO_REKEY_ACK, flags=0, id=0)
              / GDOI_SEQ(seq=seq) / _member_id_payload(member_id))
     return kek.encrypt(plain)

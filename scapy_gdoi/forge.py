@@ -19,7 +19,7 @@ import operator
 import os
 
 from scapy_gdoi import _consts as C
-from scapy_gdoi import crypto
+from scapy_gdoi import crypto, wire
 
 
 def _number(table, name):
@@ -102,7 +102,8 @@ class TEKPolicy:
         attrs = [GDOI_KD_TEK_Attr(type="TEK_ALGORITHM_KEY", data=self.enc_key)]
         if self.auth_key is not None:
             attrs.append(GDOI_KD_TEK_Attr(type="TEK_INTEGRITY_KEY", data=self.auth_key))
-        return GDOI_KeyPacket(kd_type=C.KD_TEK, spi=self.spi.to_bytes(4, "big"),
+        return GDOI_KeyPacket(kd_type=C.KD_TEK,
+                              spi=self.spi.to_bytes(C.KD_SPI_SIZES[C.KD_TEK], "big"),
                               attrs=attrs)
 
 
@@ -221,7 +222,7 @@ def build_push(policy):
     if policy.kek.private_key is None:
         raise crypto.GDOICryptoError("the KEK context has no private key to sign with")
     spi = policy.kek.spi
-    message = (GDOI(init_cookie=spi[:8], resp_cookie=spi[8:],
+    message = (GDOI(init_cookie=spi[:wire.COOKIE_LEN], resp_cookie=spi[wire.COOKIE_LEN:],
                     exch_type=C.EXCH_GROUPKEY_PUSH, flags=0, id=0)
                / GDOI_SEQ(seq=policy.seq))
     for protocol_id, spis in policy.deletes:

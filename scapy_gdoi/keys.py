@@ -23,6 +23,7 @@ import json
 from scapy_gdoi import crypto
 from scapy_gdoi.bounded import BoundedLRU
 from scapy_gdoi.rekey import KEKContext
+from scapy_gdoi.wire import KEK_SPI_LEN
 
 
 class KeysFileError(ValueError):
@@ -149,7 +150,7 @@ class KeyStore:
         store = cls()
         for index, entry in enumerate(data.get("signing_keys", [])):
             where = "signing_keys[%d]" % index
-            spi = _hex(entry, "spi", where, 16)
+            spi = _hex(entry, "spi", where, KEK_SPI_LEN)
             pem = entry.get("public_key_pem") if isinstance(entry, dict) else None
             if not isinstance(pem, str):
                 raise KeysFileError("%s: public_key_pem (a PEM string) is required" % where)
@@ -245,7 +246,7 @@ def _hex(entry, name, where, size=None):
 
 
 def _kek_from_entry(entry, where):
-    spi = _hex(entry, "spi", where, 16)
+    spi = _hex(entry, "spi", where, KEK_SPI_LEN)
     key, iv = _hex(entry, "key", where), _hex(entry, "iv", where)
     algorithm = entry.get("algorithm")
     if not isinstance(algorithm, str):

@@ -56,8 +56,9 @@ class KEKContext:
     def __init__(self, spi, algorithm, key, iv, sig_hash=C.SIG_HASH_SHA256,
                  public_key=None, private_key=None, ack_method=None, digest_info=True,
                  sign_unpadded_length=False):
-        if len(spi) != 16:
-            raise crypto.GDOICryptoError("a KEK SPI is 16 octets, got %d" % len(spi))
+        if len(spi) != wire.KEK_SPI_LEN:
+            raise crypto.GDOICryptoError("a KEK SPI is %d octets, got %d" % (
+                wire.KEK_SPI_LEN, len(spi)))
         self.spi = bytes(spi)
         self.cipher = crypto.kek_cipher(algorithm)
         self.key = bytes(key)
@@ -149,9 +150,11 @@ class KEKContext:
         body = message[wire.HEADER_LEN:_declared_end(header, message)]
         sig_offset = _sig_offset(header, body)
         sig_len = crypto.signature_length(self.private_key)
-        sig_header = body[sig_offset:sig_offset + 2] + (4 + sig_len).to_bytes(2, "big")
+        sig_payload_len = wire.GENERIC_PAYLOAD_HEADER_LEN + sig_len
+        sig_header = (body[sig_offset:sig_offset + wire.PAYLOAD_LENGTH_OFFSET]
+                      + sig_payload_len.to_bytes(2, "big"))
         body = body[:sig_offset]
-        unpadded = wire.HEADER_LEN + len(body) + 4 + sig_len
+        unpadded = wire.HEADER_LEN + len(body) + sig_payload_len
         padded = wire.HEADER_LEN + len(self.cipher.pad(b"\0" * (unpadded - wire.HEADER_LEN)))
         signed_length = unpadded if self.sign_unpadded_length else padded
         signed_header = wire.with_header_fields(
@@ -183,7 +186,8 @@ class KEKContext:
         header = wire.Header(message)
         body = message[wire.HEADER_LEN:]
         sig_offset = _sig_offset(header, body)
-        sig_length = int.from_bytes(body[sig_offset + 2:sig_offset + 4], "big")
+        length_at = sig_offset + wire.PAYLOAD_LENGTH_OFFSET
+        sig_length = int.from_bytes(body[length_at:length_at + 2], "big")
         signature = body[sig_offset + wire.GENERIC_PAYLOAD_HEADER_LEN:sig_offset + sig_length]
         signed_payloads = body[:sig_offset]
         unpadded = wire.HEADER_LEN + sig_offset + sig_length
@@ -233,8 +237,8 @@ class KEKContext:
 def _declared_end(header, message):
     """End offset of the message per the header Length; checks truncation."""
     if header.length < wire.HEADER_LEN:
-        raise wire.WireError("header Length %d is below the 28-octet header"
-                             % header.length)
+        raise wire.WireError("header Length %d is below the %d-octet header"
+                             % (header.length, wire.HEADER_LEN))
     if header.length > len(message):
         raise wire.WireError("truncated message: header Length says %d octets, got %d"
                              % (header.length, len(message)))

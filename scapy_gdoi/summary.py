@@ -189,7 +189,7 @@ ATTRIBUTE_HEADER_LEN = 4
 #: then the SRC ID Data Length octet; after both IDs the 16-octet SPI and 4 reserved
 #: (RFC 3547: POP algorithm / key length) octets before the attributes.
 SAK_SRC_ID_LEN_OFFSET = 8
-SAK_SPI_LEN = 16
+SAK_SPI_LEN = wire.KEK_SPI_LEN
 SAK_AFTER_SPI_LEN = 4
 #: SA payload (RFC 6407 §5.1): header 4, DOI 4, Situation 4, SA Next Payload 2, RESERVED 2.
 SA_NEXT_PAYLOAD_OFFSET, SA_HEADER_LEN = 12, 16
@@ -197,9 +197,10 @@ SA_NEXT_PAYLOAD_OFFSET, SA_HEADER_LEN = 12, 16
 #: packet: KD Type 1, RESERVED 1, KD Length 2, SPI Size 1, SPI.
 KD_HEADER_LEN, KEY_PACKET_HEADER_LEN = 8, 5
 #: DELETE payload (RFC 2408 §3.15): header 4, DOI 4, Protocol-ID 1, SPI Size 1, # 2.
+DELETE_PROTOCOL_OFFSET, DELETE_SPI_SIZE_OFFSET, DELETE_COUNT_OFFSET = 8, 9, 10
 DELETE_HEADER_LEN = 12
 #: ID payload (RFC 2407 §4.6.2): header 4, ID Type 1, Protocol 1, Port 2, then data.
-ID_HEADER_LEN = 8
+ID_TYPE_OFFSET, ID_HEADER_LEN = 4, 8
 #: SA TEK (RFC 6407 §5.4.1): header 4, Protocol-ID 1, Protocol 1, then the two IDs.
 SAT_PROTOCOL_ID_OFFSET, SAT_FIRST_ID_OFFSET = 4, 6
 
@@ -260,7 +261,7 @@ def _kd_bytes(summary, body):
     offset = KD_HEADER_LEN
     while offset < len(body):
         kd_type = body[offset]
-        (kd_length,) = struct.unpack_from("!H", body, offset + 2)
+        (kd_length,) = struct.unpack_from("!H", body, offset + wire.PAYLOAD_LENGTH_OFFSET)
         packet = body[offset:offset + kd_length]
         spi_size = packet[KEY_PACKET_HEADER_LEN - 1]
         # As GDOI_KeyPacket: the SPI and attributes never read past KD Length.
@@ -316,14 +317,15 @@ def _summarize_bytes(plain):
         elif ptype == C.PT_KD:
             _kd_bytes(summary, body)
         elif ptype == C.PT_DELETE:
-            spi_size, count = body[9], struct.unpack_from("!H", body, 10)[0]
-            summary.deletes.append({"protocol": body[8], "spis": [
+            spi_size = body[DELETE_SPI_SIZE_OFFSET]
+            (count,) = struct.unpack_from("!H", body, DELETE_COUNT_OFFSET)
+            summary.deletes.append({"protocol": body[DELETE_PROTOCOL_OFFSET], "spis": [
                 body[DELETE_HEADER_LEN + i * spi_size:DELETE_HEADER_LEN + (i + 1) * spi_size]
                 .hex() for i in range(count)]})
         elif ptype == C.PT_HASH:
             summary.hash = body[wire.GENERIC_PAYLOAD_HEADER_LEN:]
         elif ptype == C.PT_ID:
-            summary.member_id = (body[4], body[ID_HEADER_LEN:])
+            summary.member_id = (body[ID_TYPE_OFFSET], body[ID_HEADER_LEN:])
         elif ptype == C.PT_SIG:
             summary.has_sig = True
     return summary

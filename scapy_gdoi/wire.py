@@ -10,8 +10,14 @@ import struct
 
 from scapy_gdoi import _consts as C
 
+# Layout numbers of RFC 2408 §3.1 / §3.2 (wanted in _consts, see the lead's list).
 HEADER_LEN = 28
+COOKIE_LEN = 8  # Initiator and Responder Cookie, 8 octets each
+#: GROUPKEY-PUSH and ACKs carry the 16-octet KEK SPI as their two cookies (RFC 6407 §4).
+KEK_SPI_LEN = 2 * COOKIE_LEN
+EXCH_TYPE_OFFSET, FLAGS_OFFSET, LENGTH_OFFSET = 18, 19, 24
 GENERIC_PAYLOAD_HEADER_LEN = 4
+PAYLOAD_LENGTH_OFFSET = 2  # in a generic payload header: Next Payload, RESERVED, Length
 _HEADER = struct.Struct("!8s8sBBBBII")
 
 
@@ -46,9 +52,9 @@ def with_header_fields(message, flags=None, length=None):
     """`message` with the header's flags and/or length replaced (bytes)."""
     out = bytearray(message)
     if flags is not None:
-        out[19] = flags
+        out[FLAGS_OFFSET] = flags
     if length is not None:
-        struct.pack_into("!I", out, 24, length)
+        struct.pack_into("!I", out, LENGTH_OFFSET, length)
     return bytes(out)
 
 
@@ -65,7 +71,7 @@ def iter_payloads(first_type, body):
             raise WireError("payload %s at offset %d is truncated" % (
                 C.GDOI_PAYLOAD_TYPES.get(ptype, ptype), offset))
         next_type = body[offset]
-        (length,) = struct.unpack_from("!H", body, offset + 2)
+        (length,) = struct.unpack_from("!H", body, offset + PAYLOAD_LENGTH_OFFSET)
         if length < GENERIC_PAYLOAD_HEADER_LEN or offset + length > len(body):
             raise WireError("payload %s at offset %d has a bad length %d (%d octets left)"
                             % (C.GDOI_PAYLOAD_TYPES.get(ptype, ptype), offset, length,

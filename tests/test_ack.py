@@ -211,7 +211,7 @@ def test_rekey_relabelled_as_cisco_ack_is_not_recorded(kek):
     # Review finding: the exchange byte is not protected, and a rekey decrypts cleanly
     # under the static IV, so only "exactly SEQ + ID" tells a Cisco ACK from a rekey.
     relabelled = bytearray(_rekey(kek, 1))
-    relabelled[18] = C.EXCH_CISCO_REKEY_ACK
+    relabelled[wire.EXCH_TYPE_OFFSET] = C.EXCH_CISCO_REKEY_ACK
     with pytest.raises(ack.AckFormatError, match="exactly SEQ, ID"):
         ack.open_cisco_ack(bytes(relabelled), kek)
     table = _table("cisco")
@@ -262,7 +262,7 @@ def test_build_ack_refuses_another_keks_rekey_and_non_push(kek, signer):
         ack.build_ack(bytes(forge_push(PushPolicy(other, 3, teks=[TEKPolicy(1)]))),
                       MEMBER, kek)
     not_push = bytearray(_rekey(kek, 3))
-    not_push[18] = C.EXCH_GROUPKEY_PULL
+    not_push[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PULL
     with pytest.raises(ack.AckFormatError, match="is not GROUPKEY-PUSH"):
         ack.build_ack(bytes(not_push), MEMBER, kek)
 

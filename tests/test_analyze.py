@@ -15,7 +15,7 @@ from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.utils import PcapNgWriter, PcapReader  # noqa: E402
 
 from scapy_gdoi import _consts as C  # noqa: E402
-from scapy_gdoi import ack, crypto  # noqa: E402
+from scapy_gdoi import ack, crypto, wire  # noqa: E402
 from scapy_gdoi.analyze import analyze_capture  # noqa: E402
 from scapy_gdoi.forge import GAPPolicy, PushPolicy, TEKPolicy, forge_push  # noqa: E402
 from scapy_gdoi.keys import KeyStore, KeysFileError  # noqa: E402
@@ -262,7 +262,7 @@ def test_rekey_relabelled_as_cisco_ack_is_an_invalid_ack(tmp_path, p256):
     kek = new_kek(signer=p256)
     rekey = push(kek, 7)
     relabelled = bytearray(rekey)
-    relabelled[18] = C.EXCH_CISCO_REKEY_ACK
+    relabelled[wire.EXCH_TYPE_OFFSET] = C.EXCH_CISCO_REKEY_ACK
     frames = [udp848(rekey), udp848(bytes(relabelled), MEMBER, KS)]
     reports = run(write_pcap(tmp_path / "reflect.pcap", frames), keystore_for(kek))
     assert reports[1]["kind"] == "cisco-ack"
@@ -276,7 +276,7 @@ def test_encrypted_message_under_a_known_kek_spi_is_a_cisco_ack(tmp_path, p256):
     # are a known KEK SPI, other than a PUSH or an RFC 8263 ACK, is classified as one.
     kek = new_kek(signer=p256)
     other_exchange = bytearray(bytes(ack.build_cisco_ack(kek, 4, MEMBER)))
-    other_exchange[18] = C.EXCH_GROUPKEY_PULL
+    other_exchange[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PULL
     frames = [udp848(push(kek, 4)), udp848(bytes(other_exchange), MEMBER, KS)]
     reports = run(write_pcap(tmp_path / "fallback.pcap", frames), keystore_for(kek))
     assert reports[1]["kind"] == "cisco-ack" and reports[1]["decrypted"]
@@ -637,7 +637,7 @@ def _plaintext_pull(kek, seq):
     from scapy_gdoi.forge import build_push
     plain = bytearray(bytes(build_push(PushPolicy(kek, seq, send_kek_policy=True,
                                                   teks=[TEKPolicy(1)]))))
-    plain[18] = C.EXCH_GROUPKEY_PULL
+    plain[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PULL
     return bytes(plain)
 
 
@@ -707,7 +707,7 @@ def test_memory_stays_flat_across_many_spis(p256):
     analyzer = _analyzer(KeyStore())
     template = _plaintext_pull(new_kek(signer=p256), 0)
     plain_push = bytearray(template)
-    plain_push[18] = C.EXCH_GROUPKEY_PUSH  # plaintext: no KEK needed to be remembered
+    plain_push[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PUSH  # plaintext: no KEK needed to be remembered
     plain_push = bytes(plain_push)
     ack_template = bytes(ack.build_ack_for(bytes(16), 0, "2001:db8::1", bytes(16),
                                            C.KEK_ACK_SHA256))
