@@ -7,13 +7,24 @@ allow it to prove:
 
 * ``phase1`` (Main / Aggressive / Informational) and ``pull`` (GROUPKEY-PULL): encrypted
   with phase-1 keys we do not have, so reported as not decrypted; a plaintext PULL (as
-  in the *-plaintext-DERIVED* captures) is dissected and its SA KEK / KD keys learnt.
+  in the *-plaintext-DERIVED* captures) is dissected, and its SA KEK / KD keys fill in
+  SPIs that have no key yet (it is not authenticated: it never replaces a key).
 * ``rekey`` (GROUPKEY-PUSH): decrypted with the KEK of its cookies, signature checked
-  (RFC 6407 §4.7, facts §4.3), SEQ tracked per KEK (replays and gaps reported), GAP /
-  SA KEK / SA TEKs reported, new KEKs and SIG_ALGORITHM_KEYs from its KD learnt.
+  (RFC 6407 §4.7, facts §4.3; SIG_KEY_LENGTH must match the key), GAP / SA KEK / SA
+  TEKs reported. Only an encrypted rekey whose signature is ``valid`` moves the SEQ
+  baseline (replays and gaps reported) and teaches keys (new KEKs and
+  SIG_ALGORITHM_KEYs from its KD); others are compared with the baseline, and a PUSH
+  without the E flag is flagged and teaches nothing.
 * ``ack`` (RFC 8263, DECISIONS.md §2): HASH checked, matched to its rekey.
-* ``cisco-ack`` (DECISIONS.md §2): decrypted with the KEK, matched to its rekey.
+* ``cisco-ack`` (DECISIONS.md §2): decrypted with the KEK, required to be exactly
+  SEQ + ID, matched to its rekey. It has no HASH, so its ``ack.hash`` is at best
+  ``unverified`` (with the reason). An encrypted message whose cookies are a known KEK
+  SPI and whose exchange is neither PUSH nor PUSH-ACK is classified as one too.
 * ``other``: anything else on the port (non-GDOI ISAKMP, garbage).
+
+Keys from the keys file are never replaced. Every table kept between messages is
+bounded (MAX_* constants below, keys.MAX_LEARNED_KEKS), so memory stays constant
+however many KEK SPIs, rekeys or members a capture holds.
 
 Each report is a dict (see :data:`FIELDS`); problems with one frame go in its
 ``error`` field and the analysis carries on.
