@@ -104,11 +104,13 @@ class KeyStore:
     def add_signing_key(self, spi, public_key, pinned=True):
         """Attach a verification key (key object, DER or PEM bytes) to a KEK SPI.
 
-        `pinned` as for :meth:`add_kek`: a learnt key (``pinned=False``) never replaces
-        a user-given one (ignored, returns False).
+        `pinned` as for :meth:`add_kek`: a learnt key (``pinned=False``) is ignored
+        (returns False) for an SPI whose signing key or KEK the user gave.
         """
         spi = bytes(spi)
-        if not pinned and spi in self.pinned_signing_keys:
+        if not pinned and (spi in self.pinned_signing_keys or spi in self.pinned_keks):
+            # What the user gave stays as given: a keys-file KEK without a signing key
+            # does not get one from traffic (it would decide what "valid" means).
             return False
         if not hasattr(public_key, "public_numbers"):
             encoded = bytes(public_key)
@@ -123,8 +125,7 @@ class KeyStore:
         else:
             self.signing_keys[spi] = public_key
         context = self.kek(spi)
-        if context is not None and (pinned or spi not in self.pinned_keks
-                                    or context.public_key is None):
+        if context is not None:
             context.public_key = public_key
         return True
 
@@ -204,7 +205,7 @@ class KeyStore:
         algorithm = policy.algorithm if policy and isinstance(policy.algorithm, int) and \
             policy.algorithm else (known.cipher.alg_id if known else None)
         if isinstance(key_info.signature_key, bytes) and key_info.signature_key and not (
-                only_new and self.signing_key(spi)):
+                only_new and (self.signing_key(spi) or known)):
             self.add_signing_key(spi, key_info.signature_key, pinned=False)
         if algorithm is None or not isinstance(key_info.algorithm_key, bytes) or \
                 not key_info.algorithm_key:

@@ -758,3 +758,18 @@ def test_key_packet_values_in_the_wrong_attribute_format_teach_nothing():
     summary.keks = [KEKPolicyInfo(spi, algorithm=b"\x03", key_bits=128)]
     summary.kek_keys = [KEKKeyInfo(spi, algorithm_key=bytes(32))]
     assert store.learn(summary) == [] and store.kek(spi) is None
+
+
+def test_plaintext_pull_cannot_give_a_keys_file_kek_a_signing_key(p256):
+    # A member's keys file may hold the KEK without the signing key; an unauthenticated
+    # PULL naming its own SIG_ALGORITHM_KEY must not decide what "valid" means.
+    kek = new_kek(signer=p256)
+    store = KeyStore.from_dict({"keks": [{"spi": kek.spi.hex(), "algorithm": "aes",
+                                          "key": kek.key.hex(), "iv": kek.iv.hex()}]})
+    forger = KEKContext(kek.spi, "aes", kek.key, kek.iv,
+                        private_key=ec.generate_private_key(ec.SECP256R1()))
+    analyzer = _analyzer(store)
+    analyzer.analyze(_datagram(1, _plaintext_pull(forger, 0)))
+    assert store.kek(kek.spi).public_key is None
+    report = analyzer.analyze(_datagram(2, push(forger, 1)))
+    assert report["signature"] == "unverified"
