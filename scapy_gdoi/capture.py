@@ -461,9 +461,9 @@ def iter_datagrams(path, notices=None):
     :param notices: a :class:`CaptureNotices` told once per unsupported link type,
         ethertype or PPP protocol (their frames are skipped), and about fragment sets
         lost before their ports were seen.
-    :raises CaptureError: the file cannot be opened or is not a capture. A classic pcap
-        cut in the middle of a record (header or data) ends the iteration with a final
-        error Datagram.
+    :raises CaptureError: the file cannot be opened or is not a capture. A file cut in
+        the middle of a record (pcap record header or data, pcapng block) ends the
+        iteration with a final error Datagram.
     """
     from scapy.error import Scapy_Exception
     from scapy.utils import RawPcapNgReader, RawPcapReader
@@ -482,10 +482,11 @@ def iter_datagrams(path, notices=None):
             try:
                 record = next(records)
             except (StopIteration, EOFError):
-                if classic and _tell(reader) not in (position, None):
+                if (_tell(reader) not in (position, None) if classic
+                        else _pcapng_tail_is_cut(reader, position)):
                     yield Datagram(frame + 1, None, None, None, None, None, None,
-                                   "capture file cut inside the record header after "
-                                   "frame %d" % frame)
+                                   "capture file cut inside the %s after frame %d" % (
+                                       "record header" if classic else "block", frame))
                 break
             except (Scapy_Exception, struct.error, ValueError) as exc:
                 yield Datagram(frame + 1, None, None, None, None, None, None,
@@ -516,6 +517,30 @@ def iter_datagrams(path, notices=None):
     if reassembler.unknown_lost and notices is not None:
         notices.add("%d incomplete UDP fragment set(s) whose first fragment (with the "
                     "ports) was never seen were dropped" % reassembler.unknown_lost)
+
+
+#: pcapng block: Block Type (4), Block Total Length (4), ..., Block Total Length (4).
+PCAPNG_MIN_BLOCK_LEN = 12
+
+
+def _pcapng_tail_is_cut(reader, position):
+    """Whether the pcapng bytes after `position` (where the last read began) hold a
+    block that does not end inside the file (the reader ends quietly on one)."""
+    try:
+        reader.f.seek(position)
+        tail = reader.f.read()
+        endian = reader.endian
+    except (AttributeError, OSError, ValueError):
+        return False
+    offset = 0
+    while offset < len(tail):
+        if len(tail) - offset < PCAPNG_MIN_BLOCK_LEN:
+            return True
+        (length,) = struct.unpack_from(endian + "I", tail, offset + 4)
+        if length < PCAPNG_MIN_BLOCK_LEN or offset + length > len(tail):
+            return True
+        offset += length
+    return False
 
 
 def _tell(reader):

@@ -348,6 +348,21 @@ def test_capture_cut_inside_a_record_header_ends_with_an_error(tmp_path, p256):
     assert len(reports) == 2
 
 
+@pytest.mark.parametrize("cut", [4, 20, 40])
+def test_pcapng_cut_inside_a_block_ends_with_an_error(tmp_path, p256, cut):
+    kek = new_kek(signer=p256)
+    path = tmp_path / "cut.pcapng"
+    with PcapNgWriter(str(path)) as writer:
+        for seq in (1, 2):
+            writer.write(Ether(udp848(push(kek, seq))))
+    whole = run(path, keystore_for(kek))
+    assert [r["error"] for r in whole] == [None, None]
+    path.write_bytes(path.read_bytes()[:-cut])
+    reports = run(path, keystore_for(kek))
+    assert reports[0]["signature"] == "valid"
+    assert reports[-1]["error"] == "capture file cut inside the block after frame 1"
+
+
 def test_fragmented_rekey_is_reassembled(tmp_path, p256):
     from scapy.layers.inet import fragment
     kek = new_kek(signer=rsa.generate_private_key(65537, 4096))
