@@ -538,7 +538,7 @@ class MemberTable:
 
         :param kind: ``"rfc8263"`` or ``"cisco"``.
         :param hash_valid: the crypto module's verdict on the ACK's HASH (for a Cisco ACK,
-            on its decryption/integrity check).
+            which has none, on its structure after KEK decryption: DECISIONS.md §2).
         :raises ValueError / TypeError: for arguments of the wrong shape, which are caller
             bugs, not member misbehaviour.
         """
@@ -562,6 +562,10 @@ class MemberTable:
                           "%s ACK is an error with 'rekey acknowledgement %s'"
                           % (_ACK_KIND_WORDS[kind], self.ack_option))
         if not hash_valid:
+            if kind == ACK_KIND_CISCO:
+                # No HASH in a Cisco ACK: the check is "exactly SEQ + ID under the KEK".
+                return result(AckStatus.BAD_HASH, "Cisco ACK does not decrypt with the KEK "
+                                                  "to exactly SEQ + ID; dropped")
             return result(AckStatus.BAD_HASH, "ACK HASH does not verify; dropped")
         if m.last_seq_sent is None:
             return result(AckStatus.UNEXPECTED_SEQ, "no rekey was sent to this member yet")

@@ -217,6 +217,8 @@ def test_rekey_relabelled_as_cisco_ack_is_not_recorded(kek):
     table = _table("cisco")
     result = ack.receive_ack(table, bytes(relabelled), kek, member_id=MEMBER)
     assert result.status is policy.AckStatus.BAD_HASH and not result.recorded
+    assert result.detail == ("Cisco ACK does not decrypt with the KEK to exactly SEQ + ID; "
+                             "dropped")
     assert table.member(MEMBER).last_acked_seq is None
 
 
