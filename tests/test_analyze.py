@@ -722,7 +722,7 @@ def test_memory_stays_flat_across_many_spis(p256):
     analyzer = _analyzer(KeyStore())
     template = _plaintext_pull(new_kek(signer=p256), 0)
     plain_push = bytearray(template)
-    plain_push[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PUSH  # plaintext: no KEK needed to be remembered
+    plain_push[wire.EXCH_TYPE_OFFSET] = C.EXCH_GROUPKEY_PUSH  # plaintext: remembered without a KEK
     plain_push = bytes(plain_push)
     ack_template = bytes(ack.build_ack_for(bytes(16), 0, "2001:db8::1", bytes(16),
                                            C.KEK_ACK_SHA256))

@@ -5,12 +5,15 @@ import pytest
 
 pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from scapy.layers.inet import UDP  # noqa: E402
 from scapy.utils import PcapReader  # noqa: E402
 
 from scapy_gdoi import _consts as C  # noqa: E402
 from scapy_gdoi import ack, wire  # noqa: E402
-from scapy_gdoi.forge import GAPPolicy, PushPolicy, TEKPolicy, forge_push  # noqa: E402
+from scapy_gdoi.forge import (GAPPolicy, PushPolicy, TEKPolicy, build_push,  # noqa: E402
+                              forge_push)
 from scapy_gdoi.rekey import KEKContext, dissect  # noqa: E402
 from scapy_gdoi.summary import summarize, summarize_bytes  # noqa: E402
 
@@ -81,7 +84,6 @@ def _fuzz_base():
     signer = ec.generate_private_key(ec.SECP256R1())
     kek = KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
                      private_key=signer, ack_method=C.KEK_ACK_SHA256)
-    from scapy_gdoi.forge import build_push
     return kek.sign_bytes(build_push(PushPolicy(
         kek, 5, teks=[TEKPolicy(0x1234), TEKPolicy(0x55, transform="ESP_3DES", key_bits=None)],
         gap=GAPPolicy(atd=10, dtd=20, d3p_type=1, d3p_window_ms=5000),
@@ -96,10 +98,6 @@ def _mutated(base, edits):
     for position, value in edits:
         message[wire.HEADER_LEN + position % (len(base) - wire.HEADER_LEN)] = value
     return bytes(message)
-
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
