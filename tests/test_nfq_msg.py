@@ -525,3 +525,128 @@ def test_batcher_gives_every_packet_exactly_its_verdict(seed):
         wanted[pid] = (verdict, payload)
     settled, left = kernel_replay(sorted(wanted), tx.flush())
     assert left == [] and settled == wanted
+
+
+# --- review fixes: what the check and the rewrite may read ------------------
+
+def test_d3p_header_must_end_inside_the_ip_length():
+    """IPv4 Total Length says 4 octets of D3P follow; trailing bytes (link
+    padding) happen to complete a header.  The check reads the IP packet,
+    not the padding: malformed, dropped -- and under count passed unchanged."""
+    inner = d3p_header(17, NOW)
+    raw = bytearray(bytes(IP(src="192.0.2.1", dst="192.0.2.2", proto=D3P) / inner))
+    raw[2:4] = struct.pack("!H", 24)
+    raw[10:12] = b"\0\0"
+    raw[10:12] = struct.pack("!H", scapy_checksum(bytes(raw[:20])))
+    d, out = decide(bytes(raw), lib.NFQ_ACTION_DROP, 1)
+    assert d.cause == lib.D3P_MALFORMED and d.verdict == NF_DROP
+    d, out = decide(bytes(raw), lib.NFQ_ACTION_COUNT, 1)
+    assert d.cause == lib.D3P_MALFORMED and d.verdict == NF_ACCEPT and out is None
+    # The same header with a Total Length that covers it is fresh.
+    good = bytes(IP(src="192.0.2.1", dst="192.0.2.2", proto=D3P) / inner)
+    assert decide(good + b"\0" * 6, lib.NFQ_ACTION_DROP, 0)[0].cause == lib.D3P_FRESH
+
+
+def test_d3p_header_past_the_ipv6_payload_length_is_malformed():
+    inner = d3p_header(17, NOW)
+    raw = bytearray(d3p6(udp6(), NOW)[:40] + inner)
+    raw[4:6] = struct.pack("!H", 6)  # payload length ends inside the D3P header
+    d, _ = decide(bytes(raw), lib.NFQ_ACTION_DROP, 0)
+    assert d.cause == lib.D3P_MALFORMED and d.verdict == NF_DROP
+
+
+def scapy_checksum(header):
+    from scapy.utils import checksum
+    return checksum(header)
+
+
+@pytest.mark.parametrize("build,src", [
+    (lambda: d3p4(udp4(), NOW - 5 * W), "192.0.2.1"),
+    (lambda: d3p6(udp6(), NOW - 5 * W), "2001:db8::1"),
+], ids=["ipv4", "ipv6"])
+def test_decision_keeps_the_source_from_before_the_strip(build, src):
+    """count + strip rewrites the packet in place (the IP header moves 12
+    octets on); what the history records is taken before that."""
+    import ipaddress
+    d, out = decide(build(), lib.NFQ_ACTION_COUNT, 1)
+    assert d.cause == lib.D3P_TOO_OLD and d.modified
+    size = 4 if d.family == 4 else 16
+    assert str(ipaddress.ip_address(bytes(d.src)[:size])) == src
+
+
+# IPv6 extension headers (RFC 8200 §4.3 hop-by-hop, §4.4 routing, §4.6
+# destination options), built by Scapy, with D3P after them.
+from scapy.layers.inet6 import (IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,  # noqa: E402
+                                IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
+
+EXT_CHAINS = {
+    "hop-by-hop": lambda nh: IPv6ExtHdrHopByHop(nh=nh),
+    "dest-opts": lambda nh: IPv6ExtHdrDestOpt(nh=nh),
+    "hbh+routing+dest-opts": lambda nh: IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=[])
+    / IPv6ExtHdrDestOpt(nh=nh),
+}
+
+
+def ext6(chain, upper_nh, upper):
+    base = IPv6(src="2001:db8::1", dst="2001:db8::2")
+    return bytes(base / EXT_CHAINS[chain](upper_nh) / upper)
+
+
+@pytest.mark.parametrize("chain", sorted(EXT_CHAINS))
+def test_ipv6_extension_headers_before_d3p(chain):
+    plain = ext6(chain, 17, UDP(sport=4000, dport=5000) / b"after-ext")
+    payload = plain[-(8 + len(b"after-ext")):]  # the UDP datagram, checksum filled in
+    wrapped = ext6(chain, D3P, d3p_header(17, NOW) + payload)
+    offset = ffi.new("size_t *")
+    assert lib.nfq_d3p_offset(wrapped, len(wrapped), D3P, offset) == lib.NFQ_PKT_OK
+    assert offset[0] == len(wrapped) - 12 - len(payload)
+    d, _ = decide(wrapped, lib.NFQ_ACTION_DROP, 0)
+    assert d.cause == lib.D3P_FRESH and d.verdict == NF_ACCEPT
+    assert decide(ext6(chain, D3P, d3p_header(17, NOW - 5 * W) + payload),
+                  lib.NFQ_ACTION_DROP, 0)[0].cause == lib.D3P_TOO_OLD
+    # Strip rewrites the last Next Header field and the payload length ...
+    rc, stripped = strip(wrapped)
+    assert rc == lib.NFQ_PKT_OK and stripped == plain
+    # ... and stamp puts D3P after the extension headers (hop-by-hop first).
+    rc, stamped = stamp(plain, NOW)
+    assert rc == lib.NFQ_PKT_OK and stamped == wrapped
+
+
+def test_ipv6_extension_walk_refuses_fragments_cuts_and_long_chains():
+    offset = ffi.new("size_t *")
+    frag = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
+                 / IPv6ExtHdrFragment(nh=D3P) / d3p_header(17, NOW))
+    assert lib.nfq_d3p_offset(frag, len(frag), D3P, offset) == lib.NFQ_PKT_FRAGMENT
+    whole = ext6("hop-by-hop", D3P, d3p_header(17, NOW))
+    assert lib.nfq_d3p_offset(whole, 44, D3P, offset) == lib.NFQ_PKT_TRUNCATED
+    # An extension header running past the IPv6 payload length.
+    lying = bytearray(whole)
+    lying[4:6] = struct.pack("!H", 4)
+    assert lib.nfq_d3p_offset(bytes(lying), len(lying), D3P, offset) == lib.NFQ_PKT_TRUNCATED
+    chain = IPv6(src="2001:db8::1", dst="2001:db8::2")
+    for _ in range(9):
+        chain = chain / IPv6ExtHdrDestOpt()
+    long_chain = bytes(chain / d3p_header(17, NOW))
+    assert lib.nfq_d3p_offset(long_chain, len(long_chain), D3P, offset) == lib.NFQ_PKT_NOT_D3P
+    assert decide(long_chain, lib.NFQ_ACTION_DROP, 0)[0].cause == lib.D3P_MALFORMED
+
+
+# The payload attribute of a verdict holds 0xffff - 4 octets (nla_len is 16
+# bits and counts its 4-octet header); the IP length fields allow more.
+MAX_VERDICT_PAYLOAD = 0xffff - 4
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_stamp_limit_is_the_verdict_attribute(family):
+    def packet(total):
+        if family == 4:
+            return bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP() / (b"\0" * (total - 28)))
+        return bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP() / (b"\0" * (total - 48)))
+    fits = packet(MAX_VERDICT_PAYLOAD - 12)
+    assert stamp(fits, 1)[0] == lib.NFQ_PKT_OK
+    assert stamp(packet(MAX_VERDICT_PAYLOAD - 11), 1)[0] == lib.NFQ_PKT_TOO_BIG
+    # The largest stamped packet does fit a verdict message.
+    rc, stamped = stamp(fits, 1)
+    assert len(stamped) == MAX_VERDICT_PAYLOAD
+    tx = Tx(cap=70000)
+    assert tx.verdict(1, NF_ACCEPT, payload=stamped) == lib.NFQ_TX_OK

@@ -13,10 +13,16 @@
  *            protocol := Next Header, lengths shrink, IPv4 checksum redone.
  *   stamp:   the inverse, for the sender's OUTPUT hook.
  *
- * IP fragments are refused (malformed): only the first fragment carries the
- * header and shifting it would break the fragment offsets.  In the INPUT hook
- * the kernel has already reassembled (ip_local_deliver), so this only matters
- * in PREROUTING/FORWARD.
+ * IPv6 hop-by-hop, routing and destination options headers may come before
+ * D3P (ip6tables `-p 253` queues such packets): they are walked, D3P is
+ * checked after them, and strip/stamp rewrite the last Next Header field.
+ * The D3P header must end inside the packet the IP length declares
+ * (trailing link-layer padding does not count).
+ *
+ * IP fragments (IPv4 MF/offset, an IPv6 fragment header) are refused
+ * (malformed): only the first fragment carries the header and shifting it
+ * would break the fragment offsets.  In the INPUT hook the kernel has already
+ * reassembled (ip_local_deliver), so this only matters in PREROUTING/FORWARD.
  */
 #ifndef D3P_FAST_NFQ_PACKET_H
 #define D3P_FAST_NFQ_PACKET_H
@@ -32,12 +38,14 @@ enum nfq_packet_result {
     NFQ_PKT_TRUNCATED = -2,   /* fewer octets than the headers need */
     NFQ_PKT_NOT_D3P = -3,     /* protocol / next header is not the D3P number */
     NFQ_PKT_FRAGMENT = -4,    /* IPv4 fragment */
-    NFQ_PKT_TOO_BIG = -5,     /* stamping would exceed the 16-bit IP length */
+    NFQ_PKT_TOO_BIG = -5,     /* stamping would exceed the IP length field or the
+                                 verdict's payload attribute (0xffff - 4 octets) */
     NFQ_PKT_NO_ROOM = -6,     /* output buffer too small */
     NFQ_PKT_INCOMPLETE = -7   /* we hold only part of the packet (copy range, GSO) */
 };
 
-/* Offset of the D3P header (= IP header length) in a D3P-over-IP packet. */
+/* Offset of the D3P header (after the IP header and any IPv6 extension
+ * headers walked) in a D3P-over-IP packet. */
 int nfq_d3p_offset(const uint8_t *pkt, size_t len, uint8_t d3p_proto, size_t *offset);
 
 /* Source address: 4 or 16 octets into addr[16]; *family = 4 or 6 (0 if not IP). */
@@ -65,6 +73,8 @@ struct nfq_decision {
     size_t start;
     size_t len;
     int strip_error;      /* 1: should have been stripped but only part of it is here */
+    uint8_t src[16];      /* source address before any rewrite (nfq_ip_source) */
+    uint8_t family;       /* 4, 6, or 0 when not IP */
 };
 
 /* The enforcer's whole per-packet decision.  pkt/len is what the kernel
