@@ -650,3 +650,34 @@ def test_stamp_limit_is_the_verdict_attribute(family):
     assert len(stamped) == MAX_VERDICT_PAYLOAD
     tx = Tx(cap=70000)
     assert tx.verdict(1, NF_ACCEPT, payload=stamped) == lib.NFQ_TX_OK
+
+
+@pytest.mark.parametrize("cap", [32, 40, 63])
+def test_batcher_refuses_a_buffer_too_small_to_switch_verdicts(cap):
+    """With room for one plain message but not two, a change of verdict
+    would answer FULL forever: such a buffer is refused up front."""
+    tx = Tx(cap=cap)
+    assert lib.nfq_tx_verdict(tx.tx, 1, NF_ACCEPT) == lib.NFQ_TX_TOO_BIG
+    assert lib.nfq_tx_verdict_payload(tx.tx, 1, NF_ACCEPT, b"x", 1) == lib.NFQ_TX_TOO_BIG
+
+
+def test_smallest_batcher_buffer_alternates_verdicts():
+    tx = Tx(cap=64)
+    wanted = {}
+    for pid in range(1, 41):
+        verdict = NF_ACCEPT if pid % 3 else NF_DROP
+        assert tx.verdict(pid, verdict) == lib.NFQ_TX_OK
+        wanted[pid] = (verdict, None)
+    settled, left = kernel_replay(sorted(wanted), tx.flush())
+    assert left == [] and settled == wanted
+
+
+def test_batcher_without_batching_names_every_id():
+    """no_batch: after an id was lost, no message may cover more than its own id."""
+    tx = Tx()
+    tx.tx.no_batch = 1
+    for pid in (5, 6, 7):
+        assert tx.verdict(pid, NF_ACCEPT) == lib.NFQ_TX_OK
+    assert tx.verdict(8, NF_DROP) == lib.NFQ_TX_OK
+    assert tx.flush() == [("one", NF_ACCEPT, 5, None), ("one", NF_ACCEPT, 6, None),
+                          ("one", NF_ACCEPT, 7, None), ("one", NF_DROP, 8, None)]

@@ -8,6 +8,10 @@
  * NFQA_VERDICT_HDR attribute 4 + 8.  Space for one is always kept free so an
  * open batch can be closed whatever else was appended. */
 #define NFQ_PLAIN_VERDICT_LEN 32
+/* A verdict that changes the open batch's verdict needs room to close that
+ * batch and later the new one: a buffer smaller than two plain messages
+ * would answer FULL forever, so it is refused outright. */
+#define NFQ_TX_MIN_CAP (2 * NFQ_PLAIN_VERDICT_LEN)
 
 void nfq_tx_init(struct nfq_tx *tx, uint8_t *buf, size_t cap, uint16_t queue)
 {
@@ -21,6 +25,7 @@ void nfq_tx_init(struct nfq_tx *tx, uint8_t *buf, size_t cap, uint16_t queue)
     tx->pending_count = 0;
     tx->packets = 0;
     tx->messages = 0;
+    tx->no_batch = 0;
 }
 
 int nfq_tx_close_batch(struct nfq_tx *tx)
@@ -46,9 +51,9 @@ int nfq_tx_close_batch(struct nfq_tx *tx)
 
 int nfq_tx_verdict(struct nfq_tx *tx, uint32_t packet_id, uint32_t verdict)
 {
-    if (tx->cap < NFQ_PLAIN_VERDICT_LEN)
+    if (tx->cap < NFQ_TX_MIN_CAP)
         return NFQ_TX_TOO_BIG;
-    if (tx->pending && tx->pending_verdict == verdict) {
+    if (tx->pending && tx->pending_verdict == verdict && !tx->no_batch) {
         tx->pending_id = packet_id;
         tx->pending_count++;
         tx->packets++;
@@ -68,6 +73,10 @@ int nfq_tx_verdict(struct nfq_tx *tx, uint32_t packet_id, uint32_t verdict)
     tx->pending_id = packet_id;
     tx->pending_count = 1;
     tx->packets++;
+    /* Per-id mode: the one-packet "batch" is written at once as a plain
+     * NFQNL_MSG_VERDICT (its room was checked above). */
+    if (tx->no_batch)
+        return nfq_tx_close_batch(tx);
     return NFQ_TX_OK;
 }
 
@@ -77,7 +86,8 @@ int nfq_tx_verdict_payload(struct nfq_tx *tx, uint32_t packet_id, uint32_t verdi
     /* headers 20 + verdict attribute 12 + payload attribute 4 + padded payload */
     size_t need = NFQ_PLAIN_VERDICT_LEN + 4 + ((payload_len + 3) & ~(size_t)3);
     size_t reserve = tx->pending ? NFQ_PLAIN_VERDICT_LEN : 0;
-    if (need > tx->cap || payload_len + 4 > 0xffff) /* nla_len is 16 bits */
+    if (tx->cap < NFQ_TX_MIN_CAP || need > tx->cap ||
+        payload_len + 4 > 0xffff) /* nla_len is 16 bits */
         return NFQ_TX_TOO_BIG;
     if (tx->cap - tx->len < need + reserve) {
         /* Write the open batch now (its room is always kept), so that after

@@ -17,7 +17,11 @@
  * message of a datagram in order (netlink_rcv_skb).  Because the kernel
  * hands packets to us in id order, a batch verdict never reaches a packet we
  * have not seen: each earlier id either sits in the batch or already got its
- * own verdict earlier in the same buffer.
+ * own verdict earlier in the same buffer -- provided the caller never
+ * discards a buffer it failed to send, and answers every id the kernel
+ * queued.  When the caller lost track of an id (a packet message it could
+ * not parse), it sets no_batch (or answers the missing ids first): a batch
+ * verdict would otherwise accept the unanswered packet with the run.
  *
  * Pure: the caller owns the buffer and does the I/O.
  */
@@ -40,12 +44,14 @@ struct nfq_tx {
     uint32_t pending_count;     /* packets in the open batch */
     uint64_t packets;           /* packets given a verdict through this tx */
     uint64_t messages;          /* verdict messages written */
+    uint8_t no_batch;           /* 1: every verdict is its own NFQNL_MSG_VERDICT */
 };
 
 enum nfq_tx_result {
     NFQ_TX_OK = 0,
     NFQ_TX_FULL = -1,           /* send buf[0..len) and reset len, then retry */
-    NFQ_TX_TOO_BIG = -2         /* the message can never fit this buffer */
+    NFQ_TX_TOO_BIG = -2         /* the message can never fit this buffer (or the
+                                   buffer is under 64 octets: too small to batch) */
 };
 
 void nfq_tx_init(struct nfq_tx *tx, uint8_t *buf, size_t cap, uint16_t queue);
