@@ -16,6 +16,27 @@ window rule and the history rate are DECISIONS.md §3.  The check uses the
 kernel's receive timestamp (NFQA_TIMESTAMP) when the packet has one and the
 local clock otherwise; the stats count which (clock_kernel / clock_local).
 
+What the loop does with packets it cannot judge:
+
+- IP or D3P malformed (not IP, a fragment, D3P header cut short or past the
+  IP length, bad timestamp type ...): a judgement like too old/too new, so it
+  follows --action: dropped under `drop`, accepted (unchanged) and counted
+  under `count`.  Counted in input_malformed and the error history.
+- The netlink message itself cannot be parsed (the kernel's framing is
+  broken, which a working kernel never does): then we cannot trust the
+  packet it carries either, so it is dropped under every --action and
+  --fail-open (fail-open is the kernel's answer to a full queue, not to an
+  unreadable message).  If its id is readable it gets its own DROP verdict
+  (counted in parse_errors and input_malformed).  If not, no verdict can name
+  it: the loop counts it (lost_ids) and drops the ids of that gap one by one
+  before its next verdict, because a batch verdict for a later id would
+  otherwise accept it (gap_drops; a gap over 1024 ids turns batching off,
+  batching_off).
+- Verdicts that cannot be sent (sendto keeps failing after retries with
+  backoff, about 0.25 s): the loop fails closed -- it stops, run() raises
+  the OSError, close() unbinds the queue and the kernel drops every packet
+  still waiting (verdict_failures = 1).  The CLI exits with status 1.
+
 What traffic sees when the loop is not there (tests/test_nfq_live.py,
 test_sigkill_under_load_and_restart, test_full_queue):
 
@@ -71,6 +92,8 @@ HEADERS_COPY_RANGE = 60 + 255 * 4
 FULL_COPY_RANGE = 0xffff
 
 COUNTER_NAMES = tuple(name for name, _ in _counters_type.fields)
+#: The history rate's window: "at most N entries per minute" (DECISIONS.md §3).
+HISTORY_WINDOW_MS = 60000
 
 # Window configuration ranges, as on the key server and member (seed document).
 _SEC_LOW, _SEC_HIGH = _consts.D3P_WINDOW_SEC_RANGE
@@ -152,7 +175,8 @@ class NfqConfig:
         _check_range("queue_maxlen", self.queue_maxlen, 0, 0xffffffff)
         _check_range("rcvbuf", self.rcvbuf, 0, 0x7fffffff)
         _check_range("batch", self.batch, 1, 1024)
-        _check_range("history_per_minute", self.history_per_minute, 0, 1 << 20)
+        # The loop's sliding window counts records in its history ring.
+        _check_range("history_per_minute", self.history_per_minute, 0, _HISTORY_SLOTS)
         _check_range("idle_timeout_ms", self.idle_timeout_ms, 1, 60000)
         _check_range("coalesce_us", self.coalesce_us, 0, 100000)
         _check_range("d3p_proto", self.d3p_proto, 0, 255)
@@ -346,15 +370,18 @@ def clock_summary(counters):
 
 
 def sample_history(records, per_minute, keep):
-    """Merge error records (oldest first), at most *per_minute* in any minute
-    bucket counted from the first kept record, the newest *keep* of them."""
-    kept, bucket_start, in_bucket = [], None, 0
+    """Merge error records (oldest first), keeping at most *per_minute* in any
+    60 s (a sliding window, as the C loop does: a record is kept when fewer
+    than *per_minute* kept records lie in the 60 s before it), then the
+    newest *keep* of them."""
+    kept = []
     for record in sorted(records, key=lambda r: r["time_ms"]):
-        if bucket_start is None or record["time_ms"] - bucket_start >= 60000:
-            bucket_start, in_bucket = record["time_ms"], 0
-        if in_bucket < per_minute:
-            kept.append(record)
-            in_bucket += 1
+        if per_minute <= 0:
+            break
+        if len(kept) >= per_minute and \
+                record["time_ms"] - kept[-per_minute]["time_ms"] < HISTORY_WINDOW_MS:
+            continue
+        kept.append(record)
     return kept[-keep:]
 
 
@@ -368,6 +395,8 @@ def summarize(per_queue: List[Dict], group: str = "", history_per_minute=None):
     totals = {name: sum(q["counters"][name] for q in per_queue) for name in COUNTER_NAMES}
     errors = {"too_old": totals["input_too_old"], "too_new": totals["input_too_new"],
               "malformed": totals["input_malformed"]}
+    # Rewritten packets (stripped or stamped) too big for a verdict message:
+    # dropped, whatever the window said.
     history = sample_history([r for q in per_queue for r in q["error_history"]],
                              history_per_minute, _HISTORY_SLOTS)
     return {
@@ -384,6 +413,8 @@ def summarize(per_queue: List[Dict], group: str = "", history_per_minute=None):
         "input_errors": errors,
         "output_packets": totals["output_packets"],
         "output_error_packets": totals["output_errors"],
+        "too_big": totals["too_big"],
+        "verdict_failures": totals["verdict_failures"],
         "history_per_minute": history_per_minute,
         "error_history": history,
         "counters": totals,

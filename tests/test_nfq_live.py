@@ -325,6 +325,10 @@ def test_count_action_passes_everything_and_still_counts(pair):
     assert (c["input_packets"], c["input_too_old"], c["input_too_new"], c["input_malformed"]) == \
         (FRESH + OLD + NEW + BAD, OLD, NEW, BAD)
     assert c["accepted"] == FRESH + OLD + NEW + BAD and c["dropped"] == 0
+    # The stale packets were stripped in place before the history recorded
+    # them: the source must be read before the rewrite moved the header.
+    assert stats["error_history"]
+    assert {r["src"] for r in stats["error_history"]} == {SENDER_IP}
 
 
 def test_stamp_and_enforce_carry_plain_udp_end_to_end(pair, tmp_path):
@@ -758,9 +762,20 @@ def test_install_rule_adopts_a_rule_left_by_a_killed_run(pair, tmp_path):
     assert pair.rules_in(pair.receiver).count("NFQUEUE") == 1
 
 
-def test_ipv6_strip_end_to_end(pair):
-    """D3P directly after the IPv6 header (next header 253), stripped to the
-    inner UDP datagram, whose checksum (mandatory in IPv6) must still hold."""
+def ipv6_options_header(kind):
+    """Ancillary data for one hop-by-hop or destination options header
+    (RFC 8200 §4.3/§4.6): 8 octets, a PadN option filling it."""
+    level_type = {"hbh": socket.IPV6_HOPOPTS, "dst": socket.IPV6_DSTOPTS}[kind]
+    return [(socket.IPPROTO_IPV6, level_type, bytes([0, 0, 1, 4, 0, 0, 0, 0]))]
+
+
+@pytest.mark.parametrize("action", ["drop", "count"])
+def test_ipv6_strip_end_to_end(pair, action):
+    """D3P directly after the IPv6 header (next header 253), or after a
+    hop-by-hop or destination options header (ip6tables -p 253 queues those
+    too), stripped to the inner UDP datagram, whose checksum (mandatory in
+    IPv6) must still hold.  Under count the stale one passes stripped, and
+    the history still names its source."""
     s6, r6 = "fd00:d3::1", "fd00:d3::2"
     for ns, dev, addr in ((pair.sender, "vs", s6), (pair.receiver, "vr", r6)):
         run("ip", "-6", "addr", "add", addr + "/64", "dev", dev, "nodad", ns=ns)
@@ -780,24 +795,33 @@ def test_ipv6_strip_end_to_end(pair):
             csum = checksum(pseudo + struct.pack("!HHHH", 4000, UDP_PORT, length, 0) + payload)
             return struct.pack("!HHHH", 4000, UDP_PORT, length, csum or 0xffff) + payload
 
-        with running(pair, nfq.NfqConfig(queue=24, window_ms=1000, strip=True)) as loop:
+        config = nfq.NfqConfig(queue=24, window_ms=1000, strip=True, action=action)
+        with running(pair, config) as loop:
             loop.start()
             deadline = time.monotonic() + 5
             while True:  # the neighbour entry may need a moment
                 try:
                     sender.sendto(d3p(now_ms(), udp6(b"six")), (r6, 0))
-                    sender.sendto(d3p(now_ms() - 9000, udp6(b"stale")), (r6, 0))
                     break
                 except OSError:
                     assert time.monotonic() < deadline
                     time.sleep(0.1)
+            sender.sendto(d3p(now_ms() - 9000, udp6(b"stale")), (r6, 0))
+            sender.sendmsg([d3p(now_ms(), udp6(b"six-hbh"))], ipv6_options_header("hbh"),
+                           0, (r6, 0))
+            sender.sendmsg([d3p(now_ms(), udp6(b"six-dst"))], ipv6_options_header("dst"),
+                           0, (r6, 0))
+            sender.sendmsg([d3p(now_ms() - 9000, udp6(b"stale-hbh"))],
+                           ipv6_options_header("hbh"), 0, (r6, 0))
             got = drain(receiver)
             stats = loop.stats()
     finally:
         run("ip6tables", "-w", "-D", *spec, ns=pair.receiver, check=False)
-    assert got == [b"six"]
-    assert stats["counters"]["input_too_old"] == 1
-    assert stats["error_history"][0]["src"] == s6
+    fresh = [b"six", b"six-hbh", b"six-dst"]
+    assert sorted(got) == sorted(fresh + ([b"stale", b"stale-hbh"] if action == "count" else []))
+    c = stats["counters"]
+    assert (c["input_too_old"], c["input_malformed"]) == (2, 0)
+    assert [r["src"] for r in stats["error_history"]] == [s6, s6]
 
 
 def test_stamp_counts_and_drops_what_it_cannot_stamp(pair):
@@ -819,6 +843,31 @@ def test_stamp_counts_and_drops_what_it_cannot_stamp(pair):
     assert len(seen) == 1 and seen[0][20 + 12 + 8:] == b"s" * 20
     c = stats["counters"]
     assert (c["output_packets"], c["output_errors"], c["truncated"]) == (1, 1, 1)
+
+
+def test_stamp_too_big_for_a_verdict_is_dropped_and_counted_as_such(pair):
+    """A verdict carries the rewritten packet in one netlink attribute of at
+    most 0xffff - 4 octets.  A UDP datagram whose stamped form would be one
+    octet longer is dropped -- and counted as dropped and too big, not as
+    stamped and accepted; one octet shorter is stamped and arrives."""
+    pair.add_rule(pair.sender, "OUTPUT", ["-p", "udp", "--dport", str(UDP_PORT)], 27)
+    raw = raw_receiver(pair)
+    limit = 0xffff - 4
+    with running(pair, nfq.NfqConfig(queue=27, mode="stamp")) as stamper:
+        stamper.start()
+        with inside(pair.sender):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        # IPv4 20 + UDP 8 + payload, plus 12 once stamped.
+        s.sendto(b"F" * (limit - 12 - 28), (RECEIVER_IP, UDP_PORT))
+        s.sendto(b"B" * (limit - 12 - 28 + 1), (RECEIVER_IP, UDP_PORT))
+        time.sleep(0.5)
+        stats = stamper.stats()
+    seen = [p for p in drain(raw, quiet=0.5) if p[9] == D3P]
+    assert [len(p) for p in seen] == [limit]
+    c = stats["counters"]
+    assert (c["output_packets"], c["output_errors"], c["too_big"]) == (1, 1, 1)
+    assert (c["accepted"], c["dropped"], c["modified"]) == (1, 1, 1)
 
 
 def test_install_rule_for_ipv6_too(pair, tmp_path):
@@ -864,3 +913,240 @@ def test_enforcer_takes_gso_packets_whole_with_the_gso_flag(pair, gso):
     else:
         assert (c["input_packets"], c["gso_packets"]) == (5, 0)
     assert c["input_malformed"] == c["input_packets"] == c["accepted"]
+
+
+# --- faults: verdicts that cannot be sent, packets that cannot be read ---------
+
+#: LD_PRELOAD shim (compiled per test run) that breaks the loop's socket I/O
+#: the way the kernel or memory pressure could, selected by NFQ_SHIM:
+#:   first-drop    the first sendto carrying a DROP verdict fails once (ENOMEM)
+#:   all-verdicts  every sendto carrying a verdict fails (ENOMEM)
+#:   lose-id       a packet message holding "LOSE-ME" gets a broken
+#:                 NFQA_PACKET_HDR (nla_len 3): no id can be read
+#:   truncate      a datagram holding "LOSE-ME" comes back cut (MSG_TRUNC)
+#:   bad-attr      a packet message holding "LOSE-ME" keeps its id but its
+#:                 second attribute claims to run past the message
+SHIM_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const char *mode(void) { const char *m = getenv("NFQ_SHIM"); return m ? m : ""; }
+static int failed_once;
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+               socklen_t tolen)
+{
+    static ssize_t (*real)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    if (!real)
+        real = dlsym(RTLD_NEXT, "sendto");
+    const uint8_t *p = buf;
+    if (to && to->sa_family == AF_NETLINK && len >= 32) {
+        uint16_t type;
+        memcpy(&type, p + 4, 2);
+        int verdict_msg = type == 0x301 || type == 0x303;  /* NFQNL_MSG_VERDICT(_BATCH) */
+        /* Any DROP verdict (NFQA_VERDICT_HDR verdict, big endian, at 24) in the buffer. */
+        int has_drop = 0;
+        for (size_t off = 0; verdict_msg && off + 32 <= len;) {
+            uint32_t mlen;
+            memcpy(&mlen, p + off, 4);
+            if (!memcmp(p + off + 24, "\0\0\0\0", 4))
+                has_drop = 1;
+            if (mlen < 16)
+                break;
+            off += (mlen + 3) & ~3u;
+        }
+        if (verdict_msg && !strcmp(mode(), "all-verdicts")) {
+            errno = ENOMEM;
+            return -1;
+        }
+        if (verdict_msg && has_drop && !failed_once && !strcmp(mode(), "first-drop")) {
+            failed_once = 1;
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    return real(fd, buf, len, flags, to, tolen);
+}
+
+int recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags, struct timespec *t)
+{
+    static int (*real)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    if (!real)
+        real = dlsym(RTLD_NEXT, "recvmmsg");
+    int got = real(fd, msgs, n, flags, t);
+    int lose = !strcmp(mode(), "lose-id"), cut = !strcmp(mode(), "truncate");
+    int bad = !strcmp(mode(), "bad-attr");
+    for (int i = 0; (lose || cut || bad) && i < got; i++) {
+        uint8_t *p = msgs[i].msg_hdr.msg_iov[0].iov_base;
+        size_t len = msgs[i].msg_len;
+        if (len < 28 || !memmem(p, len, "LOSE-ME", 7))
+            continue;
+        uint16_t type;
+        memcpy(&type, p + 22, 2);          /* first attribute, after nlmsghdr + nfgenmsg */
+        if (lose && type == 1) {           /* NFQA_PACKET_HDR */
+            uint16_t three = 3;
+            memcpy(p + 20, &three, 2);
+        } else if (cut) {
+            msgs[i].msg_len = 24;
+            msgs[i].msg_hdr.msg_flags |= MSG_TRUNC;
+        } else if (bad && type == 1) {     /* header attribute 12 octets, then the next */
+            uint16_t huge = 0xfff0;
+            memcpy(p + 32, &huge, 2);
+        }
+    }
+    return got;
+}
+"""
+
+#: The loop under the shim, in its own process (LD_PRELOAD acts at exec).
+SHIM_RUNNER = r"""
+import json, sys
+from d3p_fast.nfq import NfqConfig, NfqLoop, kernel_queue_state
+queue, action, fail_open = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+loop = NfqLoop(NfqConfig(queue=queue, window_ms=1000, coalesce_us=20000, action=action,
+                         fail_open=fail_open)).open()
+loop.start()
+print("READY", flush=True)
+sys.stdin.readline()
+error = None
+try:
+    loop.join(0)
+except OSError as exc:
+    error = exc.errno
+waiting = kernel_queue_state([queue]).get(queue, {}).get("queue_total")
+stats = loop.stats()
+try:
+    loop.close()
+except OSError:
+    pass
+print(json.dumps({"error": error, "waiting": waiting, "counters": stats["counters"],
+                  "bound_after_close": queue in kernel_queue_state([queue])}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    work = tmp_path_factory.mktemp("nfq-shim")
+    (work / "shim.c").write_text(SHIM_C)
+    (work / "runner.py").write_text(SHIM_RUNNER)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(work / "shim.so"),
+                    str(work / "shim.c"), "-ldl"], check=True)
+    return work
+
+
+@contextlib.contextmanager
+def shimmed_loop(pair, shim, mode, queue, action="drop", fail_open=False):
+    """The loop in the receiver namespace with the shim in *mode*; yields a
+    function that stops it and returns its report."""
+    env = dict(os.environ, LD_PRELOAD=str(shim / "shim.so"), NFQ_SHIM=mode)
+    proc = subprocess.Popen(["ip", "netns", "exec", pair.receiver, sys.executable,
+                             str(shim / "runner.py"), str(queue), action,
+                             "1" if fail_open else "0"], env=env, cwd="/",
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+
+        def finish():
+            out, err = proc.communicate("stop\n", timeout=20)
+            assert proc.returncode == 0, err
+            return json.loads(out.strip().splitlines()[-1])
+        yield finish
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def send_then_burst(sender, alone, burst):
+    """The packets of *alone* each in a round of their own (the loop's
+    coalescing is 20 ms), then *burst* back to back: one run of accepts, so
+    one NFQNL_MSG_VERDICT_BATCH."""
+    for timestamp, inner in alone:
+        sender.send(d3p(timestamp, udp(inner)))
+        time.sleep(0.1)
+    for timestamp, inner in burst:
+        sender.send(d3p(timestamp, udp(inner)))
+    time.sleep(0.1)
+
+
+def test_failed_verdict_send_is_retried_and_never_swept_by_a_batch(pair, shim):
+    """The DROP verdict for a stale packet fails to send once.  A lost buffer
+    would let the next run of accepts (NFQNL_MSG_VERDICT_BATCH: every queued
+    id up to its own) deliver the stale packet; kept and retried, every
+    packet gets exactly its own verdict."""
+    pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 30)
+    raw = raw_receiver(pair)
+    with shimmed_loop(pair, shim, "first-drop", 30) as finish:
+        send_then_burst(raw_sender(pair), [(now_ms() - 60000, b"stale")],
+                        [(now_ms(), b"fresh-%d" % i) for i in range(5)])
+        seen = [p[20 + 12 + 8:] for p in drain(raw, quiet=0.5) if p[9] == D3P]
+        report = finish()
+    c = report["counters"]
+    assert b"stale" not in seen
+    assert sorted(seen) == [b"fresh-%d" % i for i in range(5)]
+    assert c["send_errors"] >= 1 and report["error"] is None
+    assert (c["input_packets"], c["accepted"], c["dropped"]) == (6, 5, 1)
+    assert c["kernel_errors"] == 0 and report["waiting"] == 0
+
+
+def test_verdicts_that_cannot_be_sent_fail_closed(pair, shim):
+    """Every verdict send fails: after its retries the loop gives up, ends
+    with the error, and closing unbinds the queue so the kernel drops what
+    waits -- nothing passes unjudged."""
+    pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 31)
+    raw = raw_receiver(pair)
+    with shimmed_loop(pair, shim, "all-verdicts", 31) as finish:
+        sender = raw_sender(pair)
+        send_then_burst(sender, [(now_ms(), b"fresh-%d" % i) for i in range(3)], [])
+        time.sleep(0.5)  # the retries take about 0.25 s
+        send_then_burst(sender, [(now_ms(), b"later")], [])
+        seen = drain(raw, quiet=0.5)
+        report = finish()
+    assert report["error"] == errno.ENOMEM
+    assert report["counters"]["verdict_failures"] == 1
+    assert report["bound_after_close"] is False
+    assert [p for p in seen if p[9] == D3P] == []
+
+
+@pytest.mark.parametrize("mode", ["lose-id", "truncate"])
+def test_packet_without_a_readable_id_is_not_swept_by_a_batch(pair, shim, mode):
+    """A packet message whose id cannot be read (broken NFQA_PACKET_HDR, or a
+    cut datagram) holds a packet no verdict can name; the accepts that follow
+    must not pass it through a batch verdict: its id is dropped on its own."""
+    pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 32)
+    raw = raw_receiver(pair)
+    with shimmed_loop(pair, shim, mode, 32) as finish:
+        send_then_burst(raw_sender(pair), [(now_ms(), b"fresh-a"), (now_ms(), b"LOSE-ME")],
+                        [(now_ms(), b"fresh-%d" % i) for i in range(4)])
+        seen = [p[20 + 12 + 8:] for p in drain(raw, quiet=0.5) if p[9] == D3P]
+        report = finish()
+    c = report["counters"]
+    assert b"LOSE-ME" not in seen
+    assert sorted(seen) == sorted([b"fresh-a"] + [b"fresh-%d" % i for i in range(4)])
+    assert c["lost_ids"] >= 1 and c["gap_drops"] == 1 and c["batching_off"] == 0
+    assert c["accepted"] == 5 and c["kernel_errors"] == 0 and report["waiting"] == 0
+
+
+def test_unparseable_message_is_dropped_even_under_count_and_fail_open(pair, shim):
+    """Policy (nfq.py docstring): an IP/D3P packet that is malformed follows
+    --action (count passes it), but a packet whose netlink message cannot be
+    parsed is dropped under every --action and --fail-open -- nothing in it
+    can be trusted, not even the packet we would accept."""
+    pair.add_rule(pair.receiver, "INPUT", ["-p", str(D3P)], 33)
+    raw = raw_receiver(pair)
+    with shimmed_loop(pair, shim, "bad-attr", 33, action="count", fail_open=True) as finish:
+        send_then_burst(raw_sender(pair), [(now_ms(), b"LOSE-ME"), (now_ms() - 60000, b"old")],
+                        [(now_ms(), b"fresh-%d" % i) for i in range(3)])
+        seen = [p[20 + 12 + 8:] for p in drain(raw, quiet=0.5) if p[9] == D3P]
+        report = finish()
+    c = report["counters"]
+    assert sorted(seen) == sorted([b"old"] + [b"fresh-%d" % i for i in range(3)])
+    assert (c["parse_errors"], c["input_malformed"], c["input_too_old"]) == (1, 1, 1)
+    assert (c["accepted"], c["dropped"], c["lost_ids"]) == (4, 1, 0)
+    assert c["kernel_errors"] == 0 and report["waiting"] == 0

@@ -681,3 +681,43 @@ def test_batcher_without_batching_names_every_id():
     assert tx.verdict(8, NF_DROP) == lib.NFQ_TX_OK
     assert tx.flush() == [("one", NF_ACCEPT, 5, None), ("one", NF_ACCEPT, 6, None),
                           ("one", NF_ACCEPT, 7, None), ("one", NF_DROP, 8, None)]
+
+
+# --- the error history's rate: a sliding 60 s window ---------------------------
+
+def history(times):
+    w = ffi.new("struct nfq_stats *")
+    for i, t in enumerate(times):
+        w.history[i].time_ms = t
+    w.history_len = len(times)
+    return w
+
+
+def test_history_rate_is_a_sliding_minute():
+    ten = [1_000_000 + i for i in range(10)]
+    w = history(ten)
+    assert lib.nfq_history_budget_left(w, 10, ten[0] + 59_999) == 0
+    assert lib.nfq_history_budget_left(w, 10, ten[0] + 60_000) == 1
+    # Nine in the window: one more fits, whatever came before.
+    w = history([5] + [1_000_000 + i for i in range(9)])
+    assert lib.nfq_history_budget_left(w, 10, 1_000_100) == 1
+    # A minute bucket would reset here; the sliding window does not: one
+    # record at 0 and nine at 59 000 leave room for exactly one at 60 000.
+    w = history([0] + [59_000 + i for i in range(9)])
+    assert lib.nfq_history_budget_left(w, 10, 60_000) == 1
+    w = history([0] + [59_000 + i for i in range(9)] + [60_000])
+    assert lib.nfq_history_budget_left(w, 10, 60_001) == 0
+    assert lib.nfq_history_budget_left(w, 10, 119_000) == 1
+    assert lib.nfq_history_budget_left(history([]), 0, 1) == 0
+    # A clock stepped back: the records count as recent.
+    assert lib.nfq_history_budget_left(history(ten), 10, 10) == 0
+
+
+def test_merged_history_uses_the_same_sliding_window():
+    from d3p_fast.nfq import sample_history
+    records = [{"time_ms": t} for t in [0] + [59_000 + i for i in range(9)]
+               + [60_000 + i for i in range(10)] + [119_008, 119_009]]
+    kept = [r["time_ms"] for r in sample_history(records, 10, 32)]
+    assert kept == [0] + [59_000 + i for i in range(9)] + [60_000, 119_008, 119_009]
+    for t in kept:
+        assert len([k for k in kept if t - 60_000 < k <= t]) <= 10

@@ -18,6 +18,15 @@
  * flag; ENOBUFS -> the kernel could not hand us some packets (they were
  * dropped, or accepted with fail-open, and never entered the queue), count and
  * go on; anything else ends the loop after the pending verdicts are sent.
+ *
+ * Verdicts are owed: a send that fails is retried with backoff and the
+ * buffer kept in order (a later NFQNL_MSG_VERDICT_BATCH covers every queued
+ * id up to its own, so it must never overtake an earlier verdict).  When
+ * sending keeps failing the loop fails closed: it queues nothing more, ends
+ * with the error, and closing unbinds the queue so the kernel drops every
+ * packet still waiting.  A packet message we cannot read leaves an id we
+ * cannot name; the ids of that gap are dropped one by one before the next
+ * verdict (answer_gap).
  */
 #define _GNU_SOURCE
 #include "nfq_loop.h"
@@ -50,12 +59,16 @@
  * we do not ask for conntrack or security context attributes. */
 #define NFQ_MESSAGE_OVERHEAD 4096
 #define NFQ_TX_MIN 262144
-#define NFQ_SEND_RETRIES 3
+#define NFQ_SEND_RETRIES 8         /* pauses 1, 2, 4 ... 128 ms: about 0.25 s in all */
+#define NFQ_SEND_BACKOFF_US 1000
+#define NFQ_SEND_BACKOFF_MAX_US 128000
+#define NFQ_GAP_DROP_MAX 1024      /* ids dropped one by one after an unreadable packet */
 #define NFQ_MAX_OPEN_BATCH 1024   /* packets held in one open batch at most */
 #define NFQ_FLUSH_PACKETS 256     /* answer at least this often under load ... */
 #define NFQ_FLUSH_OCTETS 32768    /* ... or when this much rewritten data waits */
 #define NFQ_ACK_WAIT_ROUNDS 20
 #define NFQ_DRAIN_ROUNDS 16
+#define NFQ_HISTORY_WINDOW_MS 60000 /* "per minute", DECISIONS.md §3 */
 
 struct nfq_loop {
     struct nfq_config cfg;
@@ -73,8 +86,9 @@ struct nfq_loop {
     int stop;                   /* atomic */
     struct nfq_stats work;      /* owned by the loop thread */
     int history_changed;
-    uint64_t minute_start_ms;
-    uint32_t minute_count;
+    int fatal;                  /* -errno: verdicts cannot be delivered, give up */
+    uint32_t last_id;           /* highest packet id seen */
+    int lost_ids;               /* a packet after last_id could not be read */
     uint32_t pub_seq;           /* atomic; odd while a snapshot is written */
     struct nfq_stats pub;
 };
@@ -134,7 +148,8 @@ void nfq_loop_set_window(struct nfq_loop *loop, uint64_t window_ms)
 
 struct nfq_loop *nfq_loop_new(const struct nfq_config *config)
 {
-    if (config->batch == 0 || config->copy_range == 0 || config->copy_range > 0xffff) {
+    if (config->batch == 0 || config->copy_range == 0 || config->copy_range > 0xffff ||
+        config->history_per_minute > NFQ_HISTORY_SLOTS) {
         errno = EINVAL;
         return NULL;
     }
@@ -187,85 +202,195 @@ void nfq_loop_free(struct nfq_loop *loop)
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* One datagram to the kernel, retried with a doubling pause (1, 2, 4, ...
+ * NFQ_SEND_BACKOFF_MAX_US) when sendto fails: memory pressure (ENOMEM,
+ * ENOBUFS) passes, and giving up would leave packets without a verdict. */
 static int send_buffer(struct nfq_loop *loop, const uint8_t *buf, size_t len)
 {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    uint32_t pause_us = NFQ_SEND_BACKOFF_US;
     for (int attempt = 0;; attempt++) {
         loop->work.counters.send_calls++;
         ssize_t n = sendto(loop->fd, buf, len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
         if (n >= 0)
             return 0;
-        /* Transient: memory pressure or a signal; Suricata retries too. */
-        if ((errno == EINTR || errno == ENOBUFS || errno == EAGAIN) &&
-            attempt < NFQ_SEND_RETRIES)
-            continue;
+        int e = errno;
         loop->work.counters.send_errors++;
-        return -errno;
+        if (attempt >= NFQ_SEND_RETRIES || e == EBADF || e == ENOTSOCK)
+            return -e;
+        if (e != EINTR) {
+            struct timespec ts = {.tv_sec = pause_us / 1000000u,
+                                  .tv_nsec = (long)(pause_us % 1000000u) * 1000};
+            nanosleep(&ts, NULL);
+            if (pause_us < NFQ_SEND_BACKOFF_MAX_US)
+                pause_us *= 2;
+        }
     }
 }
 
-/* Send the complete messages of the tx buffer (the open batch stays open). */
+/* Fail closed: verdicts cannot be delivered, so nothing more is queued
+ * (a later batch verdict would sweep up the unanswered packets); the loop
+ * ends with this error and closing it unbinds the queue, whereupon the
+ * kernel drops every packet still waiting (nfqnl_recv_config). */
+static void give_up(struct nfq_loop *loop, int error)
+{
+    if (loop->fatal == 0) {
+        loop->fatal = error;
+        loop->work.counters.verdict_failures++;
+    }
+}
+
+/* Send the complete messages of the tx buffer (the open batch stays open).
+ * On failure the buffer is kept, untouched: the verdicts in it are owed, and
+ * the ones queued after them must never overtake them. */
 static int send_tx(struct nfq_loop *loop)
 {
+    if (loop->fatal)
+        return loop->fatal;
     if (loop->tx.len == 0)
         return 0;
     int rc = send_buffer(loop, loop->tx.buf, loop->tx.len);
+    if (rc < 0) {
+        give_up(loop, rc);
+        return rc;
+    }
     nfq_tx_sent(&loop->tx);
-    return rc;
+    return 0;
 }
 
 /* Close the open batch and send everything: called when the socket is idle. */
 static int flush_verdicts(struct nfq_loop *loop)
 {
+    if (loop->fatal)
+        return loop->fatal;
     if (nfq_tx_close_batch(&loop->tx) == NFQ_TX_FULL) {
-        send_tx(loop);
+        int rc = send_tx(loop);
+        if (rc < 0)
+            return rc;
         nfq_tx_close_batch(&loop->tx);
     }
     return send_tx(loop);
 }
 
-static void queue_verdict(struct nfq_loop *loop, uint32_t id, uint32_t verdict)
+/* Queue a verdict without payload; 0, or -errno once the loop gave up. */
+static int queue_verdict(struct nfq_loop *loop, uint32_t id, uint32_t verdict)
 {
-    if (nfq_tx_verdict(&loop->tx, id, verdict) == NFQ_TX_FULL) {
-        send_tx(loop);
-        nfq_tx_verdict(&loop->tx, id, verdict);
+    if (loop->fatal)
+        return loop->fatal;
+    int rc = nfq_tx_verdict(&loop->tx, id, verdict);
+    if (rc == NFQ_TX_FULL) {
+        int sent = send_tx(loop);
+        if (sent < 0)
+            return sent;
+        rc = nfq_tx_verdict(&loop->tx, id, verdict);
+    }
+    if (rc != NFQ_TX_OK) {
+        /* An empty buffer that still cannot take a plain verdict: no verdict
+         * can ever be given. */
+        give_up(loop, -EMSGSIZE);
+        return loop->fatal;
     }
     if (loop->tx.pending_count >= NFQ_MAX_OPEN_BATCH)
         nfq_tx_close_batch(&loop->tx); /* sent with the next flush or when full */
+    return 0;
 }
 
-static void queue_verdict_payload(struct nfq_loop *loop, uint32_t id, uint32_t verdict,
-                                  const uint8_t *payload, size_t len)
+/* Queue a verdict carrying a rewritten packet.  Returns the verdict actually
+ * given: the one asked for, or NFQ_VERDICT_DROP when the packet is too big
+ * for a verdict message (*too_big set) -- dropped rather than let through
+ * unchecked or left without a verdict.  -errno once the loop gave up. */
+static int queue_verdict_payload(struct nfq_loop *loop, uint32_t id, uint32_t verdict,
+                                 const uint8_t *payload, size_t len, int *too_big)
 {
+    *too_big = 0;
+    if (loop->fatal)
+        return loop->fatal;
     int rc = nfq_tx_verdict_payload(&loop->tx, id, verdict, payload, len);
     if (rc == NFQ_TX_FULL) {
-        send_tx(loop);
+        int sent = send_tx(loop);
+        if (sent < 0)
+            return sent;
         rc = nfq_tx_verdict_payload(&loop->tx, id, verdict, payload, len);
     }
-    if (rc != NFQ_TX_OK) {
-        /* Cannot carry the rewritten packet: drop it rather than let it
-         * through unchecked or leave it without a verdict. */
-        loop->work.counters.send_errors++;
-        queue_verdict(loop, id, NFQ_VERDICT_DROP);
+    if (rc == NFQ_TX_OK)
+        return (int)verdict;
+    *too_big = 1;
+    rc = queue_verdict(loop, id, NFQ_VERDICT_DROP);
+    return rc < 0 ? rc : NFQ_VERDICT_DROP;
+}
+
+/* Count a verdict once it is final. */
+static void count_verdict(struct nfq_loop *loop, int verdict)
+{
+    if (verdict == NFQ_VERDICT_ACCEPT)
+        loop->work.counters.accepted++;
+    else if (verdict >= 0)
+        loop->work.counters.dropped++;
+}
+
+/* ---- ids we could not read -------------------------------------------- */
+
+/* A packet message we could not parse (or a truncated datagram) holds a
+ * packet we cannot answer: its id is unknown, but it lies between the last
+ * id we saw and the next one (the kernel hands a queue's packets over in id
+ * order).  A batch verdict for a later id would accept it, so the next
+ * packet first drops every id of the gap one by one (ids in the gap that
+ * never entered the queue -- lost to an overrun -- draw an ENOENT error,
+ * counted in kernel_errors).  A gap too wide to answer id by id turns
+ * batching off for good. */
+static void note_lost_id(struct nfq_loop *loop)
+{
+    loop->lost_ids = 1;
+    loop->work.counters.lost_ids++;
+}
+
+static void answer_gap(struct nfq_loop *loop, uint32_t next_id)
+{
+    uint32_t first = loop->last_id + 1;
+    if (!loop->lost_ids) {
+        loop->last_id = next_id;
+        return;
     }
+    loop->lost_ids = 0;
+    uint32_t gap = next_id - first; /* ids first .. next_id - 1, wrap-safe */
+    if (gap > NFQ_GAP_DROP_MAX) {
+        loop->tx.no_batch = 1;
+        loop->work.counters.batching_off = 1;
+    } else {
+        for (uint32_t i = 0; i < gap; i++)
+            if (queue_verdict(loop, first + i, NFQ_VERDICT_DROP) < 0)
+                break;
+        loop->work.counters.gap_drops += gap;
+    }
+    loop->last_id = next_id;
 }
 
 /* ---- per packet ------------------------------------------------------- */
 
-static void record_error(struct nfq_loop *loop, const struct nfq_packet *p, int cause,
-                         uint64_t my_time, uint64_t peer_time, uint64_t window, int clock)
+/* DECISIONS.md §3: at most history_per_minute records in any 60 s, a
+ * sliding window (nfq_loop.h).  The history keeps the newest NFQ_HISTORY_SLOTS
+ * records in time order, and history_per_minute <= NFQ_HISTORY_SLOTS
+ * (nfq_loop_new), so it holds every record the window counts. */
+int nfq_history_budget_left(const struct nfq_stats *w, uint32_t per_minute, uint64_t now)
+{
+    if (per_minute == 0)
+        return 0;
+    if (w->history_len < per_minute)
+        return 1;
+    uint64_t oldest_counted = w->history[w->history_len - per_minute].time_ms;
+    /* A clock stepped back makes every record "recent": fail towards fewer. */
+    return oldest_counted <= now && now - oldest_counted >= NFQ_HISTORY_WINDOW_MS;
+}
+
+static void record_error(struct nfq_loop *loop, const struct nfq_decision *d, int cause,
+                         uint64_t my_time, uint64_t window, int clock)
 {
     struct nfq_stats *w = &loop->work;
     uint64_t now = wall_ms();
-    if (now - loop->minute_start_ms >= 60000 || now < loop->minute_start_ms) {
-        loop->minute_start_ms = now;
-        loop->minute_count = 0;
-    }
-    if (loop->minute_count >= loop->cfg.history_per_minute) {
+    if (!nfq_history_budget_left(w, loop->cfg.history_per_minute, now)) {
         w->counters.history_skipped++;
         return;
     }
-    loop->minute_count++;
     if (w->history_len == NFQ_HISTORY_SLOTS) {
         memmove(&w->history[0], &w->history[1], sizeof(w->history[0]) * (NFQ_HISTORY_SLOTS - 1));
         w->history_len--;
@@ -274,17 +399,21 @@ static void record_error(struct nfq_loop *loop, const struct nfq_packet *p, int 
     memset(r, 0, sizeof(*r));
     r->time_ms = now;
     r->my_time_ms = my_time;
-    r->peer_time_ms = peer_time;
+    r->peer_time_ms = d ? d->peer_time_ms : 0;
     r->window_ms = window;
     r->cause = (uint8_t)cause;
     r->clock = (uint8_t)clock;
-    nfq_ip_source(p->payload, p->payload_len, r->src, &r->family);
+    if (d) {
+        /* Taken by nfq_enforce_packet before it stripped the packet. */
+        memcpy(r->src, d->src, sizeof(r->src));
+        r->family = d->family;
+    }
     w->counters.history_recorded++;
     loop->history_changed = 1;
 }
 
-static void enforce(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms,
-                    uint64_t window)
+static int enforce(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms,
+                   uint64_t window)
 {
     struct nfq_counters *c = &loop->work.counters;
     int clock = p->has_timestamp ? NFQ_CLOCK_KERNEL : NFQ_CLOCK_LOCAL;
@@ -314,22 +443,27 @@ static void enforce(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_
         break;
     }
     if (d.cause != D3P_FRESH)
-        record_error(loop, p, d.cause, now, d.peer_time_ms, window, clock);
+        record_error(loop, &d, d.cause, now, window, clock);
     if (d.strip_error)
         c->strip_errors++;
+    int verdict;
     if (d.modified) {
-        c->modified++;
-        queue_verdict_payload(loop, p->packet_id, d.verdict, p->payload + d.start, d.len);
+        int too_big;
+        verdict = queue_verdict_payload(loop, p->packet_id, d.verdict, p->payload + d.start,
+                                        d.len, &too_big);
+        if (too_big)
+            c->too_big++;
+        else if (verdict >= 0)
+            c->modified++;
     } else {
-        queue_verdict(loop, p->packet_id, d.verdict);
+        int rc = queue_verdict(loop, p->packet_id, d.verdict);
+        verdict = rc < 0 ? rc : (int)d.verdict;
     }
-    if (d.verdict == NFQ_VERDICT_ACCEPT)
-        c->accepted++;
-    else
-        c->dropped++;
+    count_verdict(loop, verdict);
+    return verdict < 0 ? verdict : 0;
 }
 
-static void stamp(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms)
+static int stamp(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms)
 {
     struct nfq_counters *c = &loop->work.counters;
     size_t out_len = 0;
@@ -337,39 +471,68 @@ static void stamp(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms
     if (p->packet_len <= p->payload_len)
         rc = nfq_stamp_d3p(p->payload, p->payload_len, loop->cfg.d3p_proto, local_ms,
                            loop->scratch, loop->scratch_cap, &out_len);
+    int verdict = NFQ_VERDICT_DROP, too_big = rc == NFQ_PKT_TOO_BIG;
     if (rc == NFQ_PKT_OK) {
-        c->output_packets++;
-        c->modified++;
-        c->accepted++;
-        queue_verdict_payload(loop, p->packet_id, NFQ_VERDICT_ACCEPT, loop->scratch, out_len);
+        verdict = queue_verdict_payload(loop, p->packet_id, NFQ_VERDICT_ACCEPT, loop->scratch,
+                                        out_len, &too_big);
     } else {
         /* An unstamped packet would skip the receiver's check: drop it. */
-        c->output_errors++;
-        c->dropped++;
-        queue_verdict(loop, p->packet_id, NFQ_VERDICT_DROP);
+        int q = queue_verdict(loop, p->packet_id, NFQ_VERDICT_DROP);
+        if (q < 0)
+            verdict = q;
     }
+    if (too_big)
+        c->too_big++;
+    if (verdict == NFQ_VERDICT_ACCEPT) {
+        c->output_packets++;
+        c->modified++;
+    } else if (verdict >= 0) {
+        c->output_errors++;
+    }
+    count_verdict(loop, verdict);
+    return verdict < 0 ? verdict : 0;
 }
 
-static void handle_packet(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms,
-                          uint64_t window)
+static int handle_packet(struct nfq_loop *loop, struct nfq_packet *p, uint64_t local_ms,
+                         uint64_t window)
 {
     struct nfq_counters *c = &loop->work.counters;
+    answer_gap(loop, p->packet_id);
     if (p->packet_len > p->payload_len)
         c->truncated++;
     if (p->skb_info & NFQA_SKB_GSO)
         c->gso_packets++;
     switch (loop->cfg.mode) {
     case NFQ_MODE_STAMP:
-        stamp(loop, p, local_ms);
-        break;
-    case NFQ_MODE_PASS:
-        c->accepted++;
-        queue_verdict(loop, p->packet_id, NFQ_VERDICT_ACCEPT);
-        break;
-    default:
-        enforce(loop, p, local_ms, window);
-        break;
+        return stamp(loop, p, local_ms);
+    case NFQ_MODE_PASS: {
+        int rc = queue_verdict(loop, p->packet_id, NFQ_VERDICT_ACCEPT);
+        count_verdict(loop, rc < 0 ? rc : NFQ_VERDICT_ACCEPT);
+        return rc;
     }
+    default:
+        return enforce(loop, p, local_ms, window);
+    }
+}
+
+/* A packet message whose attributes are broken but whose id we read
+ * (NFQA_PACKET_HDR comes first).  Policy (nfq.py docstring): dropped under
+ * every --action and --fail-open.  --action count passes what we could
+ * judge; of this message we cannot even trust the packet we would accept,
+ * and fail-open is the kernel's answer to a full queue, not to an
+ * unreadable message. */
+static int handle_unreadable(struct nfq_loop *loop, const struct nfq_packet *p)
+{
+    struct nfq_counters *c = &loop->work.counters;
+    answer_gap(loop, p->packet_id);
+    c->parse_errors++;
+    if (loop->cfg.mode == NFQ_MODE_ENFORCE) {
+        c->input_packets++;
+        c->input_malformed++;
+    }
+    int rc = queue_verdict(loop, p->packet_id, NFQ_VERDICT_DROP);
+    count_verdict(loop, rc < 0 ? rc : NFQ_VERDICT_DROP);
+    return rc;
 }
 
 /* One netlink datagram: normally one packet message, or an error answer.
@@ -380,11 +543,14 @@ static int handle_datagram(struct nfq_loop *loop, uint8_t *buf, size_t len, uint
 {
     int ack = 1;
     size_t offset = 0;
-    while (offset < len) {
+    while (offset < len && !loop->fatal) {
         size_t msg_len;
         size_t next = nfq_next_message(buf, len, offset, &msg_len);
         if (msg_len == 0) {
+            /* The rest of the datagram cannot be delimited: if it held a
+             * packet, that packet is now unanswered. */
             loop->work.counters.parse_errors++;
+            note_lost_id(loop);
             break;
         }
         uint8_t *msg = buf + offset;
@@ -404,16 +570,11 @@ static int handle_datagram(struct nfq_loop *loop, uint8_t *buf, size_t len, uint
             if (rc == NFQ_PARSE_OK) {
                 handle_packet(loop, &p, local_ms, window);
             } else if (p.has_packet_id) {
-                /* Broken attributes but a known id: a verdict is still owed. */
-                loop->work.counters.parse_errors++;
-                if (loop->cfg.mode == NFQ_MODE_ENFORCE) {
-                    loop->work.counters.input_packets++;
-                    loop->work.counters.input_malformed++;
-                }
-                loop->work.counters.dropped++;
-                queue_verdict(loop, p.packet_id, NFQ_VERDICT_DROP);
+                handle_unreadable(loop, &p);
             } else {
+                /* No id: no verdict can name this packet (see answer_gap). */
                 loop->work.counters.parse_errors++;
+                note_lost_id(loop);
             }
         }
         offset = next;
@@ -444,14 +605,19 @@ static int receive_round(struct nfq_loop *loop, int flags, uint32_t ack_seq, int
     c->datagrams += (uint64_t)n;
     for (int i = 0; i < n; i++) {
         struct msghdr *h = &loop->msgs[i].msg_hdr;
-        if (h->msg_flags & MSG_TRUNC)
-            c->parse_errors++; /* cannot happen: slots hold copy_range + overhead */
+        if (h->msg_flags & MSG_TRUNC) {
+            /* Cannot happen (slots hold copy_range + overhead); if it does,
+             * the cut message cannot be delimited and its packet is lost to
+             * us, which handle_datagram notes. */
+            c->parse_errors++;
+            note_lost_id(loop);
+        }
         int a = handle_datagram(loop, loop->iov[i].iov_base, loop->msgs[i].msg_len, local_ms,
                                 window, ack_seq);
         if (a != 1 && ack)
             *ack = a;
     }
-    return n;
+    return loop->fatal ? loop->fatal : n;
 }
 
 static void coalesce(uint32_t us)
@@ -480,8 +646,11 @@ int nfq_loop_run(struct nfq_loop *loop)
          * answer once enough is held, or the kernel queue (maxlen) fills with
          * packets we already judged. */
         if ((uint32_t)n < loop->cfg.batch || loop->tx.pending_count >= NFQ_FLUSH_PACKETS ||
-            loop->tx.len >= NFQ_FLUSH_OCTETS)
-            flush_verdicts(loop);
+            loop->tx.len >= NFQ_FLUSH_OCTETS) {
+            rc = flush_verdicts(loop);
+            if (rc < 0)
+                break;
+        }
         publish(loop);
         /* Interrupt moderation: a loop faster than its traffic otherwise
          * wakes up (and makes two system calls) for every single packet.
@@ -496,7 +665,11 @@ int nfq_loop_run(struct nfq_loop *loop)
     for (int round = 0; rc == 0 && round < NFQ_DRAIN_ROUNDS; round++)
         if (receive_round(loop, MSG_DONTWAIT, 0, NULL) <= 0)
             break;
-    flush_verdicts(loop);
+    int flushed = flush_verdicts(loop);
+    if (rc == 0)
+        rc = flushed;
+    /* After a failure nothing more is sent (see give_up): the caller's
+     * nfq_loop_close unbinds and the kernel drops what is outstanding. */
     loop->work.running = 0;
     publish(loop);
     return rc;
@@ -564,7 +737,9 @@ static int bind_queue(struct nfq_loop *loop)
         int n = receive_round(loop, MSG_WAITFORONE, seq, &ack);
         if (n < 0)
             return n;
-        flush_verdicts(loop);
+        int rc = flush_verdicts(loop);
+        if (rc < 0)
+            return rc;
         if (ack != 1)
             return ack; /* 0, or -errno such as -EBUSY (queue taken), -EPERM */
     }
@@ -596,7 +771,9 @@ int nfq_loop_close(struct nfq_loop *loop)
 {
     if (loop->fd < 0)
         return 0;
-    int rc = flush_verdicts(loop);
+    /* After a failure the owed verdicts are not retried: unbinding makes the
+     * kernel drop every packet still queued (fail closed). */
+    int rc = loop->fatal ? 0 : flush_verdicts(loop);
     uint8_t msg[64];
     size_t len = nfq_build_cfg_cmd(msg, sizeof(msg), ++loop->seq, loop->cfg.queue_num,
                                    NFQNL_CFG_CMD_UNBIND, 0);

@@ -10,8 +10,8 @@
  *
  * Counters follow `show crypto gkm gm replay` (seed document): input packets,
  * input error packets by cause, output packets, output error packets, and an
- * error history sampled at no more than history_per_minute entries a minute
- * (DECISIONS.md §3: at most 10 a minute, newest last).
+ * error history sampled at no more than history_per_minute entries in any
+ * 60 s (a sliding window; DECISIONS.md §3: at most 10 a minute, newest last).
  */
 #ifndef D3P_FAST_NFQ_LOOP_H
 #define D3P_FAST_NFQ_LOOP_H
@@ -48,7 +48,7 @@ struct nfq_config {
     uint32_t queue_maxlen;     /* NFQA_CFG_QUEUE_MAXLEN, 0 = kernel default */
     uint32_t rcvbuf;           /* SO_RCVBUF(FORCE) octets, 0 = leave alone */
     uint32_t batch;            /* datagrams per recvmmsg() */
-    uint32_t history_per_minute;
+    uint32_t history_per_minute; /* 0 .. NFQ_HISTORY_SLOTS */
     uint32_t idle_timeout_ms;  /* SO_RCVTIMEO: the longest a stop request waits */
     uint32_t coalesce_us;      /* after answering a partial round, let packets
                                   gather this long before receiving again (0: no) */
@@ -89,9 +89,14 @@ struct nfq_counters {
     uint64_t enobufs;          /* receive overruns reported by the kernel */
     uint64_t send_errors;
     uint64_t kernel_errors;    /* NLMSG_ERROR answers to our verdicts */
-    uint64_t parse_errors;     /* messages without a usable packet id */
+    uint64_t parse_errors;     /* packet messages we could not parse (with or without id) */
     uint64_t history_recorded; /* error records written (sampled) */
     uint64_t history_skipped;  /* errors not recorded: over the per-minute budget */
+    uint64_t too_big;          /* rewritten packets too big for a verdict (dropped) */
+    uint64_t verdict_failures; /* 1: verdicts could not be sent, the loop failed closed */
+    uint64_t lost_ids;         /* packet messages without a readable id */
+    uint64_t gap_drops;        /* ids dropped one by one after a lost id */
+    uint64_t batching_off;     /* 1: a gap too wide to answer, per-id verdicts only */
 };
 
 struct nfq_stats {
@@ -112,7 +117,10 @@ struct nfq_loop *nfq_loop_new(const struct nfq_config *config);
 /* Socket, options, bind + configure the queue; 0 or -errno. */
 int nfq_loop_open(struct nfq_loop *loop);
 /* Runs until nfq_loop_stop(); 0, or -errno on a fatal socket error.  Every
- * packet received gets exactly one verdict before this returns. */
+ * packet received gets exactly one verdict before this returns -- except
+ * when verdicts cannot be sent (after retries): then it returns that error
+ * and the packets still owed are dropped by the kernel when
+ * nfq_loop_close() unbinds the queue (fail closed). */
 int nfq_loop_run(struct nfq_loop *loop);
 /* Asks the loop to end (any thread); it notices within idle_timeout_ms. */
 void nfq_loop_stop(struct nfq_loop *loop);
@@ -123,6 +131,13 @@ void nfq_loop_read_stats(struct nfq_loop *loop, struct nfq_stats *out);
 /* Unbinds the queue and closes the socket; 0 or -errno. */
 int nfq_loop_close(struct nfq_loop *loop);
 void nfq_loop_free(struct nfq_loop *loop);
+
+/* Sans-io rule of the error history (DECISIONS.md §3, "at most N a
+ * minute" as a sliding window): 1 when a record made at now_ms keeps at
+ * most per_minute records in every 60 s, given the history w (time order,
+ * per_minute <= NFQ_HISTORY_SLOTS): fewer than per_minute records, or the
+ * per_minute-th newest one at least 60 000 ms before now_ms. */
+int nfq_history_budget_left(const struct nfq_stats *w, uint32_t per_minute, uint64_t now_ms);
 
 /* cffi:end */
 
