@@ -6,12 +6,21 @@ timestamp of each queued packet against the window (DECISIONS.md §3) and
 drops (or, with --action count, only counts) the stale ones; --strip hands
 accepted packets to the stack without their D3P header.
 stamp: the sending side (OUTPUT hook): inserts a D3P header carrying the
-current POSIX time in ms.  A stamped packet is 12 octets longer: one that no
-longer fits the MTU is fragmented by the kernel after the hook and reassembled
-by the receiver before its INPUT hook, where enforce sees it whole (lower the
-sender's MTU by 12 to avoid the fragments).  Enforce in INPUT, not
+current POSIX time in ms.  A stamped packet is 12 octets longer, and the
+OUTPUT hook runs before the kernel fragments (ip_finish_output): a stamped
+packet that no longer fits the MTU is fragmented only if its DF bit is clear,
+and then reassembled by the receiver before its INPUT hook, where enforce sees
+it whole.  With DF set -- Linux sets it by default (path MTU discovery, e.g.
+for UDP sockets) -- it is dropped instead and the sender's socket gets
+EMSGSIZE.  So lower the MTU of the sender's route or interface by 12 octets
+(`ip route ... mtu`), or send without DF.  Enforce in INPUT, not
 PREROUTING/FORWARD: fragments there are malformed to it (only the first one
 carries the D3P header).
+
+stamp --install-rule needs --match naming the group's traffic (e.g.
+"-p udp -d 239.1.1.1 --dport 848"): every packet the rule matches is stamped,
+so a default such as all UDP would stamp DNS, NTP and every other local
+datagram, which their receivers cannot read.
 
 Both end cleanly on SIGTERM/SIGINT: the iptables rule (if they added it) goes
 first, so no new packet waits on a queue about to close, then pending verdicts
@@ -90,7 +99,8 @@ def _common(parser, chain, match):
                         help="add the iptables NFQUEUE rule and remove it at exit")
     parser.add_argument("--chain", default=chain, help="chain for --install-rule (%s)" % chain)
     parser.add_argument("--match", default=None, metavar="ARGS",
-                        help="iptables match for --install-rule (default %r)" % match)
+                        help="iptables match for --install-rule (%s)"
+                             % ("default %r" % match if match else "required"))
     parser.add_argument("--ipv6", action="store_true",
                         help="with --install-rule: add the same rule with ip6tables too")
     parser.add_argument("--queue-bypass", action="store_true",
@@ -122,7 +132,7 @@ def _add_enforce(d3p_commands):
 
 def _add_stamp(d3p_commands):
     p = d3p_commands.add_parser("stamp", help="insert D3P headers into queued packets")
-    _common(p, "OUTPUT", "-p udp")
+    _common(p, "OUTPUT", None)
     p.set_defaults(func=stamp)
 
 
@@ -216,11 +226,17 @@ class _WindowFile:
 
 
 def default_match(args, what):
-    """The iptables match of --install-rule: --match, or D3P packets (enforce),
-    or all UDP (stamp)."""
+    """The iptables match of --install-rule: --match, or D3P packets (enforce).
+    stamp has no default (ValueError): see the module docstring."""
     if args.match is not None:
         return args.match
-    return "-p %d" % args.proto if what == "enforce" else "-p udp"
+    if what == "stamp":
+        if args.install_rule:
+            raise ValueError("--install-rule needs --match naming the traffic to stamp "
+                             "(e.g. \"-p udp -d 239.1.1.1\"): every packet it matches "
+                             "gets a D3P header")
+        return ""
+    return "-p %d" % args.proto
 
 
 def _serve(args, configs, what):

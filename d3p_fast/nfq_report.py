@@ -59,7 +59,8 @@ def format_replay_report(stats):
         % (stats["input_error_packets"], stats["output_error_packets"]),
         "    Too Old                  : %-10d Too New                  : %d"
         % (errors.get("too_old", 0), errors.get("too_new", 0)),
-        "    Malformed                : %d" % errors.get("malformed", 0),
+        "    Malformed                : %-10d Too Big (dropped)        : %d"
+        % (errors.get("malformed", 0), stats.get("too_big", 0)),
         "  Window-size                : %d msec, clock: %s"
         % (stats.get("window_ms", 0), stats.get("clock", "none")),
     ]

@@ -236,3 +236,25 @@ def test_show_replay_prints_the_report(tmp_path):
 
 def test_history_rate_default_is_the_spec_value():
     assert nfq.NfqConfig().history_per_minute == _consts.D3P_ERROR_HISTORY_PER_MINUTE == 10
+
+
+def test_stamp_install_rule_needs_an_explicit_match(capsys):
+    """A default like `-p udp` would stamp every local datagram (DNS, NTP,
+    ...): stamp --install-rule refuses to guess, before binding anything."""
+    assert main(["d3p", "stamp", "--queue", "1", "--install-rule"]) == 2
+    err = capsys.readouterr().err
+    assert "gdoi d3p stamp:" in err and "--match" in err
+
+
+def test_history_rate_is_bounded_by_the_history_the_loop_keeps():
+    # The loop's sliding window counts records in its 32-slot history.
+    nfq.NfqConfig(history_per_minute=32).validate()
+    with pytest.raises(ValueError, match="history_per_minute"):
+        nfq.NfqConfig(history_per_minute=33).validate()
+
+
+def test_report_and_summary_show_packets_too_big_for_a_verdict():
+    stats = nfq.summarize([queue_stats(0, too_big=3), queue_stats(1, too_big=2)], "G")
+    assert stats["too_big"] == 5
+    line = [x for x in nfq_report.format_replay_report(stats).splitlines() if "Too Big" in x][0]
+    assert line.split()[-1] == "5"
