@@ -251,7 +251,11 @@ class NfqLoop:
         """Process packets until stop(); the GIL is free meanwhile."""
         rc = lib.nfq_loop_run(self._live())
         if rc:
-            raise _os_error(-rc, "NFQUEUE %d loop" % self.config.queue)
+            what = "NFQUEUE %d loop" % self.config.queue
+            if self.stats()["counters"]["verdict_failures"]:
+                what += (": verdicts could not be sent; failing closed (closing unbinds "
+                         "the queue, the kernel drops the packets still waiting)")
+            raise _os_error(-rc, what)
 
     def start(self, cpu=None):
         """Run in a daemon thread, pinned to *cpu* when given."""

@@ -1150,3 +1150,26 @@ def test_unparseable_message_is_dropped_even_under_count_and_fail_open(pair, shi
     assert (c["parse_errors"], c["input_malformed"], c["input_too_old"]) == (1, 1, 1)
     assert (c["accepted"], c["dropped"], c["lost_ids"]) == (4, 1, 0)
     assert c["kernel_errors"] == 0 and report["waiting"] == 0
+
+
+def test_cli_exits_with_an_error_when_verdicts_cannot_be_sent(pair, shim, tmp_path):
+    stats_path = tmp_path / "failed.json"
+    env = dict(os.environ, LD_PRELOAD=str(shim / "shim.so"), NFQ_SHIM="all-verdicts")
+    proc = subprocess.Popen(["ip", "netns", "exec", pair.receiver, sys.executable, "-m",
+                             "scapy_gdoi.cli", "d3p", "enforce", "--queue", "34",
+                             "--window-sec", "5", "--install-rule", "--stats", str(stats_path)],
+                            env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for_file(stats_path, proc)
+        raw_sender(pair).send(d3p(now_ms(), udp(b"x")))
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    assert code == 1 and "failing closed" in err, err
+    assert "NFQUEUE" not in pair.rules_in(pair.receiver)  # the rule went too
+    stats = json.loads(stats_path.read_text())
+    assert stats["verdict_failures"] == 1 and stats["running"] is False
