@@ -21,6 +21,18 @@ GDOI_UDP_PORT = 848
 # -- ISAKMP header (RFC 2408 §3.1) ----------------------------------------------------
 
 ISAKMP_VERSION = 0x10  # major 1, minor 0 [C]
+ISAKMP_HEADER_LEN = 28  # octets [C] RFC 2408 §3.1
+ISAKMP_COOKIE_LEN = 8  # Initiator and Responder Cookie, 8 octets each
+#: GROUPKEY-PUSH and its ACKs carry the 16-octet KEK SPI as their two cookies
+#: (RFC 6407 §4, §5.3). [C2]
+KEK_SPI_LEN = 2 * ISAKMP_COOKIE_LEN
+GENERIC_PAYLOAD_HEADER_LEN = 4  # Next Payload, RESERVED, Payload Length [C] RFC 2408 §3.2
+
+# Data attributes (RFC 2408 §3.3): the AF bit marks a basic (TV) attribute, whose
+# value is 16 bits; larger values need the variable (TLV) form.
+ATTRIBUTE_FORMAT_TV = 0x8000
+ATTRIBUTE_TYPE_MAX = 0x7FFF
+TV_ATTRIBUTE_MAX = 0xFFFF
 FLAG_ENCRYPTION = 0x01  # E [C]
 FLAG_COMMIT = 0x02  # C [C]
 FLAG_AUTH_ONLY = 0x04  # A [C]
@@ -88,6 +100,10 @@ PT_KD = 17  # Key Download [C]
 PT_SEQ = 18  # Sequence Number [C]
 PT_POP = 19  # Proof of Possession, RFC 3547 only (RFC 6407 removed it) [C]
 PT_GAP = 22  # Group Associated Policy [C] RFC 6407 §5.2.2
+
+#: The payload chain a Cisco rekey ACK must carry, exactly (its plaintext after KEK
+#: decryption). [U] project decision, see DECISIONS.md §2
+CISCO_ACK_PAYLOADS = (PT_SEQ, PT_ID)
 
 #: The payloads an SA's sub-payload chain may hold (RFC 6407 §5.1).
 SA_MEMBER_TYPES = (PT_SAK, PT_GAP, PT_SAT)
@@ -255,6 +271,11 @@ KEK_ACK_METHODS = {KEK_ACK_SHA256: "REKEY_ACK_KEK_SHA256",
                    KEK_ACK_SHA512: "REKEY_ACK_KEK_SHA512"}
 
 #: KEK attributes: (name, {value: name}). [C2] gdoid gdoi_num.cst, DigiCert ike_defs.h
+#: KEK cipher block and key sizes in octets (FIPS 46-3 DES, SP 800-67 3DES keying
+#: option 1, FIPS 197 AES); all in CBC mode [C2] gdoid, DigiCert.
+KEK_CIPHER_BLOCK_SIZES = {KEK_ALG_DES: 8, KEK_ALG_3DES: 8, KEK_ALG_AES: 16}
+KEK_CIPHER_KEY_SIZES = {KEK_ALG_DES: (8,), KEK_ALG_3DES: (24,), KEK_ALG_AES: (16, 24, 32)}
+
 KEK_ATTRIBUTES = {
     KEK_ATTR_MANAGEMENT_ALGORITHM: ("KEK_MANAGEMENT_ALGORITHM", {1: "LKH"}),
     KEK_ATTR_ALGORITHM: ("KEK_ALGORITHM", KEK_ALGORITHMS),

@@ -263,7 +263,7 @@ CISCO_ACK_UNVERIFIED_REASON = (
     "only check available (DECISIONS.md §2)")
 
 #: The only payload chain a Cisco rekey ACK may carry (DECISIONS.md §2, project decision).
-CISCO_ACK_PAYLOADS = [C.PT_SEQ, C.PT_ID]
+CISCO_ACK_PAYLOADS = list(C.CISCO_ACK_PAYLOADS)
 
 
 def open_cisco_ack(message, kek):

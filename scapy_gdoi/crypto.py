@@ -129,17 +129,12 @@ class KEKCipher:
         return iv, key
 
 
-# Block and key sizes (octets) of the KEK ciphers: FIPS 46-3 (DES, 3DES keying option 1)
-# and FIPS 197 (AES). Wanted in _consts (see the lead's list); local names until then.
-DES_BLOCK_SIZE, DES_KEY_SIZES = 8, (8,)
-TDES_BLOCK_SIZE, TDES_KEY_SIZES = 8, (24,)
-AES_BLOCK_SIZE, AES_KEY_SIZES = 16, (16, 24, 32)
-
-#: KEK cipher registry, by KEK_ALGORITHM value (RFC 6407 §5.3.1).
+#: KEK cipher registry, by KEK_ALGORITHM value (RFC 6407 §5.3.1); sizes from _consts.
 KEK_CIPHERS = {
-    C.KEK_ALG_DES: KEKCipher(C.KEK_ALG_DES, "des", DES_BLOCK_SIZE, DES_KEY_SIZES),
-    C.KEK_ALG_3DES: KEKCipher(C.KEK_ALG_3DES, "3des", TDES_BLOCK_SIZE, TDES_KEY_SIZES),
-    C.KEK_ALG_AES: KEKCipher(C.KEK_ALG_AES, "aes", AES_BLOCK_SIZE, AES_KEY_SIZES),
+    number: KEKCipher(number, name, C.KEK_CIPHER_BLOCK_SIZES[number],
+                      C.KEK_CIPHER_KEY_SIZES[number])
+    for number, name in ((C.KEK_ALG_DES, "des"), (C.KEK_ALG_3DES, "3des"),
+                         (C.KEK_ALG_AES, "aes"))
 }
 #: The same ciphers by the names the keys file uses ("aes", "3des", "des").
 KEK_CIPHERS_BY_NAME = {c.name: c for c in KEK_CIPHERS.values()}

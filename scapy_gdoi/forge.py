@@ -30,10 +30,9 @@ def _number(table, name):
     raise KeyError(name)
 
 
-#: Largest value of a basic (TV) attribute: its value field is 16 bits (RFC 2408 §3.3).
-#: ATD and DTD are TV-only (facts §2.4). Wanted in _consts as TV_ATTRIBUTE_MAX (see the
-#: report to the lead); local until then.
-TV_ATTRIBUTE_MAX = 0xFFFF
+#: Largest value of a basic (TV) attribute (RFC 2408 §3.3); ATD and DTD are TV-only
+#: (facts §2.4).
+TV_ATTRIBUTE_MAX = C.TV_ATTRIBUTE_MAX
 
 
 def _address_id_type(address):

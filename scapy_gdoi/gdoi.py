@@ -148,17 +148,17 @@ class GDOI_Attribute(Packet):
             return True
         if self.tv_types is not None and attr_type not in self.tv_types:
             return True
-        return isinstance(value, int) and not 0 <= value <= 0xFFFF
+        return isinstance(value, int) and not 0 <= value <= C.TV_ATTRIBUTE_MAX
 
     def self_build(self):
         af = self.fields.get("af")
-        if self.type > 0x7FFF:
+        if self.type > C.ATTRIBUTE_TYPE_MAX:
             raise ValueError("attribute type %d does not fit 15 bits" % self.type)
         if af == 0 and "value" in self.fields:
             raise ValueError("af=0 (TLV) with a TV value: give data= instead")
         if af == 1 and self.fields.get("data") is not None:
             raise ValueError("af=1 (TV) with TLV data: give value= instead")
-        if self.is_basic and not 0 <= (self.value or 0) <= 0xFFFF:
+        if self.is_basic and not 0 <= (self.value or 0) <= C.TV_ATTRIBUTE_MAX:
             raise ValueError("a basic (TV) attribute carries 16 bits, not %d" % self.value)
         return super().self_build()
 
@@ -577,7 +577,7 @@ class GDOI_SAK(GDOI_Payload):
         ShortField("dst_id_port", 0),
         FieldLenField("dst_id_len", None, length_of="dst_id", fmt="B"),
         IdentDataField("dst_id", b"\x00" * 4, "dst_id_type", length_from=lambda pkt: pkt.dst_id_len),
-        XStrFixedLenField("spi", b"\x00" * 16, 16),
+        XStrFixedLenField("spi", b"\x00" * C.KEK_SPI_LEN, C.KEK_SPI_LEN),
         # RFC 6407: RESERVED2 (4 octets); RFC 3547: POP Algorithm (2) + POP Key Length (2).
         XIntField("res2", 0),
         PacketListField("attrs", [], GDOI_KEK_Attr, length_from=_attr_list_length(_sak_fixed_length)),
@@ -688,7 +688,7 @@ def _attributes_fit(data):
         if offset + 4 > len(data):
             return False
         word, value = struct.unpack("!HH", data[offset:offset + 4])
-        offset += 4 if word & 0x8000 else 4 + value
+        offset += 4 if word & C.ATTRIBUTE_FORMAT_TV else 4 + value
     return offset == len(data)
 
 
@@ -853,8 +853,8 @@ class GDOI(ISAKMP):
     name = "GDOI"
     match_subclass = True
     fields_desc = [
-        XStrFixedLenField("init_cookie", b"\x00" * 8, 8),
-        XStrFixedLenField("resp_cookie", b"\x00" * 8, 8),
+        XStrFixedLenField("init_cookie", b"\x00" * C.ISAKMP_COOKIE_LEN, C.ISAKMP_COOKIE_LEN),
+        XStrFixedLenField("resp_cookie", b"\x00" * C.ISAKMP_COOKIE_LEN, C.ISAKMP_COOKIE_LEN),
         ByteEnumField("next_payload", None, C.GDOI_PAYLOAD_TYPES),
         XByteField("version", C.ISAKMP_VERSION),
         ByteEnumField("exch_type", 0, C.GDOI_EXCHANGE_TYPES),
@@ -882,7 +882,7 @@ class GDOI(ISAKMP):
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
         # Fewer octets than a header (RFC 2408 §3.1) is not a message: keep it Raw.
-        if _pkt and len(_pkt) < 28:
+        if _pkt and len(_pkt) < C.ISAKMP_HEADER_LEN:
             return conf.raw_layer
         return cls
 

@@ -183,7 +183,7 @@ def _value(attrs, attr_type, numeric_tlv=()):
 
 
 #: Data-attribute format bit: 1 = TV ("basic"), 0 = TLV (RFC 2408 §3.3).
-ATTRIBUTE_FORMAT_TV = 0x8000
+ATTRIBUTE_FORMAT_TV = C.ATTRIBUTE_FORMAT_TV
 ATTRIBUTE_HEADER_LEN = 4
 #: SA KEK layout (RFC 6407 §5.3): generic header, Protocol, SRC ID Type, SRC ID Port,
 #: then the SRC ID Data Length octet; after both IDs the 16-octet SPI and 4 reserved

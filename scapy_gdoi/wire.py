@@ -10,13 +10,13 @@ import struct
 
 from scapy_gdoi import _consts as C
 
-# Layout numbers of RFC 2408 §3.1 / §3.2 (wanted in _consts, see the lead's list).
-HEADER_LEN = 28
-COOKIE_LEN = 8  # Initiator and Responder Cookie, 8 octets each
-#: GROUPKEY-PUSH and ACKs carry the 16-octet KEK SPI as their two cookies (RFC 6407 §4).
-KEK_SPI_LEN = 2 * COOKIE_LEN
+# Layout of RFC 2408 §3.1 / §3.2 (sizes from _consts).
+HEADER_LEN = C.ISAKMP_HEADER_LEN
+COOKIE_LEN = C.ISAKMP_COOKIE_LEN
+KEK_SPI_LEN = C.KEK_SPI_LEN
+#: Header offsets: two cookies, Next Payload, Version, then these.
 EXCH_TYPE_OFFSET, FLAGS_OFFSET, LENGTH_OFFSET = 18, 19, 24
-GENERIC_PAYLOAD_HEADER_LEN = 4
+GENERIC_PAYLOAD_HEADER_LEN = C.GENERIC_PAYLOAD_HEADER_LEN
 PAYLOAD_LENGTH_OFFSET = 2  # in a generic payload header: Next Payload, RESERVED, Length
 _HEADER = struct.Struct("!8s8sBBBBII")
 
