@@ -165,6 +165,25 @@ def build_ack_for(kek_spi, seq, member_id, kek_key, method):
     return dissect(draft[:hash_offset] + value + draft[hash_offset + digest_size:])
 
 
+def _seq_id_chain(chain, expected, what):
+    """The payload bytes of *chain* when its types are exactly *expected* (ending in
+    SEQ, ID) and the SEQ and ID payloads have their sizes; AckFormatError otherwise."""
+    types = [ptype for ptype, _, _ in chain]
+    if types != list(expected):
+        raise AckFormatError("%s are %s, expected %s" % (
+            what, ", ".join(C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types),
+            ", ".join(C.GDOI_PAYLOAD_TYPES[t] for t in expected)))
+    payloads = [data for _, _, data in chain]
+    seq_payload, id_payload = payloads[-2:]
+    if len(seq_payload) != SEQ_PAYLOAD_LEN:
+        raise AckFormatError("SEQ payload is %d octets, expected %d" % (
+            len(seq_payload), SEQ_PAYLOAD_LEN))
+    if len(id_payload) < ID_PAYLOAD_MIN_LEN:
+        raise AckFormatError("ID payload is %d octets, at least %d expected"
+                             % (len(id_payload), ID_PAYLOAD_MIN_LEN))
+    return payloads
+
+
 def parse_ack(message):
     """An :class:`AckInfo` from ACK bytes; AckFormatError when it is not a clean ACK.
 
@@ -186,17 +205,8 @@ def parse_ack(message):
         chain = list(wire.iter_payloads(header.next_payload, message[wire.HEADER_LEN:end]))
     except wire.WireError as exc:
         raise AckFormatError(str(exc))
-    types = [ptype for ptype, _, _ in chain]
-    if types != [C.PT_HASH, C.PT_SEQ, C.PT_ID]:
-        raise AckFormatError("ACK payloads are %s, expected HASH, SEQ, ID" % ", ".join(
-            C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types))
-    hash_payload, seq_payload, id_payload = (data for _, _, data in chain)
-    if len(seq_payload) != SEQ_PAYLOAD_LEN:
-        raise AckFormatError("SEQ payload is %d octets, expected %d" % (
-            len(seq_payload), SEQ_PAYLOAD_LEN))
-    if len(id_payload) < ID_PAYLOAD_MIN_LEN:
-        raise AckFormatError("ID payload is %d octets, at least %d expected"
-                             % (len(id_payload), ID_PAYLOAD_MIN_LEN))
+    hash_payload, seq_payload, id_payload = _seq_id_chain(
+        chain, [C.PT_HASH, C.PT_SEQ, C.PT_ID], "ACK payloads")
     return AckInfo(header.spi, int.from_bytes(seq_payload[SEQ_VALUE_OFFSET:], "big"),
                    hash_payload[wire.GENERIC_PAYLOAD_HEADER_LEN:], id_payload[ID_TYPE_OFFSET],
                    id_payload[ID_PAYLOAD_MIN_LEN:], seq_payload, id_payload)
@@ -302,17 +312,8 @@ def open_cisco_ack(message, kek):
         raise crypto.GDOICryptoError("cannot decrypt with the KEK of SPI %s: %s"
                                      % (kek.spi.hex(), problem))
     chain = list(wire.iter_payloads(header.next_payload, plain[wire.HEADER_LEN:]))
-    types = [ptype for ptype, _, _ in chain]
-    if types != CISCO_ACK_PAYLOADS:
-        raise AckFormatError("Cisco rekey ACK payloads are %s, expected exactly SEQ, ID" % (
-            ", ".join(C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types)))
-    (_, _, seq_payload), (_, _, id_payload) = chain
-    if len(seq_payload) != SEQ_PAYLOAD_LEN:
-        raise AckFormatError("SEQ payload is %d octets, expected %d" % (
-            len(seq_payload), SEQ_PAYLOAD_LEN))
-    if len(id_payload) < ID_PAYLOAD_MIN_LEN:
-        raise AckFormatError("ID payload is %d octets, at least %d expected"
-                             % (len(id_payload), ID_PAYLOAD_MIN_LEN))
+    seq_payload, id_payload = _seq_id_chain(chain, CISCO_ACK_PAYLOADS,
+                                            "Cisco rekey ACK payloads")
     return (int.from_bytes(seq_payload[SEQ_VALUE_OFFSET:], "big"),
             id_payload[ID_TYPE_OFFSET], id_payload[ID_PAYLOAD_MIN_LEN:])
 
