@@ -119,7 +119,8 @@ def _add_enforce(d3p_commands):
                    help="re-read the window from FILE when it changes ('msec 500', "
                         "'sec 5' or a number of ms): changes it while running")
     p.add_argument("--action", choices=("drop", "count"), default="drop",
-                   help="what to do with stale or malformed packets (default drop)")
+                   help="what to do with stale or malformed packets (default drop); "
+                        "a queue message the loop cannot parse is always dropped")
     p.add_argument("--strip", action="store_true",
                    help="remove the D3P header of accepted packets")
     p.add_argument("--gso", action="store_true",
