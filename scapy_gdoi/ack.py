@@ -165,13 +165,13 @@ def build_ack_for(kek_spi, seq, member_id, kek_key, method):
     return dissect(draft[:hash_offset] + value + draft[hash_offset + digest_size:])
 
 
-def _seq_id_chain(chain, expected, what):
+def _seq_id_chain(chain, expected, what, qualifier=""):
     """The payload bytes of *chain* when its types are exactly *expected* (ending in
     SEQ, ID) and the SEQ and ID payloads have their sizes; AckFormatError otherwise."""
     types = [ptype for ptype, _, _ in chain]
     if types != list(expected):
-        raise AckFormatError("%s are %s, expected %s" % (
-            what, ", ".join(C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types),
+        raise AckFormatError("%s are %s, expected %s%s" % (
+            what, ", ".join(C.GDOI_PAYLOAD_TYPES.get(t, str(t)) for t in types), qualifier,
             ", ".join(C.GDOI_PAYLOAD_TYPES[t] for t in expected)))
     payloads = [data for _, _, data in chain]
     seq_payload, id_payload = payloads[-2:]
@@ -313,7 +313,7 @@ def open_cisco_ack(message, kek):
                                      % (kek.spi.hex(), problem))
     chain = list(wire.iter_payloads(header.next_payload, plain[wire.HEADER_LEN:]))
     seq_payload, id_payload = _seq_id_chain(chain, CISCO_ACK_PAYLOADS,
-                                            "Cisco rekey ACK payloads")
+                                            "Cisco rekey ACK payloads", "exactly ")
     return (int.from_bytes(seq_payload[SEQ_VALUE_OFFSET:], "big"),
             id_payload[ID_TYPE_OFFSET], id_payload[ID_PAYLOAD_MIN_LEN:])
 
