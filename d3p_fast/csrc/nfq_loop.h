@@ -87,14 +87,14 @@ struct nfq_counters {
     uint64_t verdict_messages;
     uint64_t send_calls;
     uint64_t enobufs;          /* receive overruns reported by the kernel */
-    uint64_t send_errors;
+    uint64_t send_errors;      /* failed sendto calls (every retry counts) */
     uint64_t kernel_errors;    /* NLMSG_ERROR answers to our verdicts */
     uint64_t parse_errors;     /* packet messages we could not parse (with or without id) */
     uint64_t history_recorded; /* error records written (sampled) */
     uint64_t history_skipped;  /* errors not recorded: over the per-minute budget */
     uint64_t too_big;          /* rewritten packets too big for a verdict (dropped) */
     uint64_t verdict_failures; /* 1: verdicts could not be sent, the loop failed closed */
-    uint64_t lost_ids;         /* packet messages without a readable id */
+    uint64_t lost_ids;         /* packet messages without a readable id, cut datagrams */
     uint64_t gap_drops;        /* ids dropped one by one after a lost id */
     uint64_t batching_off;     /* 1: a gap too wide to answer, per-id verdicts only */
 };
