@@ -22,6 +22,10 @@ stamp --install-rule needs --match naming the group's traffic (e.g.
 so a default such as all UDP would stamp DNS, NTP and every other local
 datagram, which their receivers cannot read.
 
+If a loop dies (verdicts the kernel will not take), the command exits 1 and leaves
+the rule it added in place, so matching traffic is dropped rather than passed
+unchecked (fail closed; with --queue-bypass the rule goes as usual).
+
 Both end cleanly on SIGTERM/SIGINT: the iptables rule (if they added it) goes
 first, so no new packet waits on a queue about to close, then pending verdicts
 are sent and the queue is unbound, then the stats file is written a last time.
@@ -96,7 +100,8 @@ def _common(parser, chain, match):
     parser.add_argument("--duration", type=float, default=None, metavar="SEC",
                         help="stop after SEC seconds (default: run until a signal)")
     parser.add_argument("--install-rule", action="store_true",
-                        help="add the iptables NFQUEUE rule and remove it at exit")
+                        help="add the iptables NFQUEUE rule and remove it at exit (a loop "
+                             "that dies leaves it: fail closed)")
     parser.add_argument("--chain", default=chain, help="chain for --install-rule (%s)" % chain)
     parser.add_argument("--match", default=None, metavar="ARGS",
                         help="iptables match for --install-rule (%s)"
@@ -283,6 +288,15 @@ def _serve(args, configs, what):
               file=sys.stderr, flush=True)
         status = _wait(args, group, stop, window_file)
     finally:
+        if status and not args.queue_bypass:
+            # A loop that died (verdicts that cannot be sent) fails closed: the rule
+            # stays, so matching packets are dropped while no loop is bound, instead
+            # of flowing unchecked once the rule is gone.
+            for rule in rules:
+                if rule.installed:
+                    print("gdoi d3p %s: leaving the rule in place (fail closed); remove it "
+                          "with: %s" % (what, rule.command("-D")), file=sys.stderr)
+            rules = []
         for rule in reversed(rules):
             try:
                 rule.remove()  # first: no new packet for a queue about to close

@@ -73,6 +73,11 @@ class NfqueueRule:
         self.installed = True
         return self
 
+    def command(self, operation="-D"):
+        """The iptables command line that adds (-I) or deletes (-D) this rule."""
+        return " ".join([self.iptables, "-t", self.table, operation, self.chain]
+                        + self.match + self.target())
+
     def remove(self):
         if self.installed:
             self.installed = False

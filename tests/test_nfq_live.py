@@ -1170,6 +1170,11 @@ def test_cli_exits_with_an_error_when_verdicts_cannot_be_sent(pair, shim, tmp_pa
             proc.wait()
     err = proc.stderr.read()
     assert code == 1 and "failing closed" in err, err
-    assert "NFQUEUE" not in pair.rules_in(pair.receiver)  # the rule went too
+    # The rule stays, so matching traffic is dropped while no loop is bound.
+    assert "NFQUEUE --queue-num 34" in pair.rules_in(pair.receiver)
+    assert "leaving the rule in place" in err and "iptables -t filter -D INPUT" in err, err
+    delete = err.split("remove it with: ", 1)[1].split("\n", 1)[0].split()
+    subprocess.run(["ip", "netns", "exec", pair.receiver] + delete, check=True)
+    assert "NFQUEUE" not in pair.rules_in(pair.receiver)
     stats = json.loads(stats_path.read_text())
     assert stats["verdict_failures"] == 1 and stats["running"] is False
