@@ -12,7 +12,10 @@ Public API (identical in both implementations, same answers, same errors):
 - ``parse_timestamp(data, offset=0)``: the header's timestamp, or None if malformed;
 - ``check_batch(timestamps, now_ms, window_ms, verdicts=None)``: counts over a
   buffer of native unsigned 64-bit timestamps, optionally filling *verdicts*;
-- ``IMPLEMENTATION``: ``"c"`` or ``"python"``.
+- ``IMPLEMENTATION``: ``"c"`` or ``"python"``;
+- ``CHECK_PACKET_IMPLEMENTATION``: what runs ``check_packet``: ``"cpython"`` (the
+  vectorcall builtin of d3p_fast._d3p_single, the fast one), ``"cffi"`` (the cffi
+  wrapper, when only _d3p_single is missing or stale: no warning) or ``"python"``.
 
 Window rule: with delta = now - timestamp as an exact integer, a packet is fresh
 when -W <= delta <= W, too old when delta > W, too new when delta < -W; every
@@ -32,7 +35,7 @@ EXPECTED_ABI = 1
 
 __all__ = ["FRESH", "TOO_OLD", "TOO_NEW", "MALFORMED", "VERDICT_NAMES", "BatchCounts",
            "verdict", "check_packet", "parse_timestamp", "check_batch", "IMPLEMENTATION",
-           "EXPECTED_ABI"]
+           "CHECK_PACKET_IMPLEMENTATION", "EXPECTED_ABI"]
 
 
 def _load_c():
@@ -72,5 +75,6 @@ check_packet = _impl.check_packet
 parse_timestamp = _impl.parse_timestamp
 check_batch = _impl.check_batch
 IMPLEMENTATION = _impl.IMPLEMENTATION
+CHECK_PACKET_IMPLEMENTATION = _impl.CHECK_PACKET_IMPLEMENTATION
 
 del _select

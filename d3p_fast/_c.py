@@ -7,7 +7,14 @@ general path, which checks the arguments with the same helpers as `_pure`, so
 both implementations raise the same TypeError / ValueError.  The common call
 therefore costs one cffi call plus a few type tests (bench/bench_d3p_window.py).
 
-Importing this module raises ImportError when the extension is not built.
+``check_packet`` itself is, when it is built, the vectorcall builtin of
+d3p_fast._d3p_single (d3p_fast/_single/d3p_single.c): the same C check without
+cffi's argument tuple or this module's Python frame.  Its unusual arguments come
+back here, to ``check_packet_cffi``, the cffi wrapper, which is ``check_packet``
+when _d3p_single is missing or stale.  ``CHECK_PACKET_IMPLEMENTATION`` says which:
+``"cpython"`` or ``"cffi"``.
+
+Importing this module raises ImportError when the cffi extension is not built.
 """
 from d3p_fast import _pure
 from d3p_fast._d3p_fast import ffi, lib  # ImportError when not built
@@ -44,7 +51,11 @@ def verdict(timestamp_ms, now_ms, window_ms):
 
 
 def check_packet(data, now_ms, window_ms, offset=0):
-    """Verdict for the D3P header at *data[offset]*; see `_pure.check_packet`."""
+    """Verdict for the D3P header at *data[offset]*; see `_pure.check_packet`.
+
+    The cffi wrapper, kept as ``check_packet_cffi`` (its name stays
+    ``check_packet`` so arity errors read as the pure twin's).
+    """
     if type(now_ms) is int and type(window_ms) is int and type(offset) is int:
         # cffi passes a bytes object's own storage as the pointer (no copy); any
         # other buffer needs a cffi view, whose len() counts octets.
@@ -116,3 +127,26 @@ def check_batch(timestamps, now_ms, window_ms, verdicts=None):
     counts = ffi.new("uint64_t[4]")
     _c_check_batch(pointer, len(pointer), now_ms, window_ms, counts, out)
     return BatchCounts(*counts)
+
+
+# -- check_packet: the vectorcall builtin when it is built ------------------------------
+
+#: The cffi wrapper: the general path of the _d3p_single builtin (which hands it
+#: every call it does not take itself), and check_packet when that is missing.
+check_packet_cffi = check_packet
+
+
+def _single_check_packet():
+    """The _d3p_single builtin if it is built from the same header, else None."""
+    try:
+        from d3p_fast import _d3p_single
+    except ImportError:
+        return None  # not built (no compiler, or a cffi-only build)
+    if getattr(_d3p_single, "D3P_FAST_ABI", None) != COMPILED_ABI:
+        return None  # compiled from another d3p_window.h: stale
+    return _d3p_single.check_packet
+
+
+check_packet = _single_check_packet() or check_packet_cffi
+#: "cpython" (the _d3p_single builtin) or "cffi" (the wrapper above).
+CHECK_PACKET_IMPLEMENTATION = "cffi" if check_packet is check_packet_cffi else "cpython"

@@ -17,6 +17,8 @@ from scapy_gdoi._consts import (D3P_HEADER_LEN, D3P_MIN_HEADER_LEN_UNITS,
                                 D3P_TS_POSIX_TIME_MSEC)
 
 IMPLEMENTATION = "python"
+#: Which code runs check_packet (d3p_fast/_c.py also has "cpython" and "cffi").
+CHECK_PACKET_IMPLEMENTATION = "python"
 
 #: Window verdicts; the numbers are those of `enum d3p_verdict` in csrc/d3p_window.h.
 FRESH = 0
