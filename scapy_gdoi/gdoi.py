@@ -48,7 +48,6 @@ from scapy.fields import (
     PacketListField,
     ShortEnumField,
     ShortField,
-    StrLenField,
     XIntField,
     XByteField,
     XShortField,

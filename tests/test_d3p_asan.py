@@ -7,35 +7,16 @@ an ASan report and a failed run. The replayed cases are compared with the
 pure-Python twin, so the sanitized build also answers correctly.
 """
 import array
-import os
 import random
-import shutil
 import struct
-import subprocess
 
 import pytest
 
-import d3p_fast
 from d3p_fast import _pure
+from asan import build_harness, run_harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# The C sources shipped with the package under test (package_data), i.e. the
-# ones its extension was compiled from.
-CSRC = os.path.join(os.path.dirname(os.path.abspath(d3p_fast.__file__)), "csrc")
-HARNESS = os.path.join(HERE, "d3p_asan_harness.c")
 U64_MAX = 2 ** 64 - 1
 NOW = 1_764_878_000_000
-SANITIZER_ENV = {
-    # Leak checking is off: it needs ptrace, which containers often refuse, and
-    # the parser allocates nothing; the harness frees what it allocates.
-    "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86",
-    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
-}
-
-
-def _strict():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
 
 #: The batch loop's code paths (csrc/d3p_window.c): CPU clones as shipped, the
 #: baseline vector code alone, and the scalar loop alone.
@@ -44,28 +25,11 @@ VARIANTS = {"clones": [], "baseline": ["-DD3P_CPU_CLONES="], "scalar": ["-DD3P_S
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def harness(request, tmp_path_factory):
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        if _strict():
-            pytest.fail("gcc is needed for the AddressSanitizer test")
-        pytest.skip("needs gcc with AddressSanitizer (Debian package gcc)")
-    binary = str(tmp_path_factory.mktemp("asan") / ("d3p_asan_" + request.param))
-    command = [gcc, "-std=gnu11", "-g", "-O1", "-fno-omit-frame-pointer",
-               "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-               "-Wall", "-Wextra", "-Werror", *VARIANTS[request.param], "-I", CSRC, HARNESS,
-               os.path.join(CSRC, "d3p_window.c"), "-o", binary]
-    build = subprocess.run(command, capture_output=True, text=True)
-    if build.returncode != 0:
-        if "sanitize" in build.stderr and not _strict():
-            pytest.skip("this gcc cannot build with -fsanitize=address: %s" % build.stderr)
-        pytest.fail("harness build failed:\n%s" % build.stderr)
-    return binary
+    return build_harness(tmp_path_factory.mktemp("asan"), "d3p_asan_" + request.param,
+                         "d3p_asan_harness.c", ["d3p_window.c"], VARIANTS[request.param])
 
 
-def _run(binary, *args, stdin=b""):
-    env = dict(os.environ, **SANITIZER_ENV)
-    return subprocess.run([binary, *args], input=stdin, capture_output=True, env=env,
-                          timeout=300)
+_run = run_harness
 
 
 def _assert_clean(result):

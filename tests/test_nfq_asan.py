@@ -11,52 +11,21 @@ invariants listed in the harness (rewritten packets consistent, stamp then
 strip is the identity, no FULL from an empty batcher).  Bounded: about 5 s
 per million iterations here; the test runs two seeds of 600 000.
 """
-import os
-import shutil
-import subprocess
-
 import pytest
 
-import d3p_fast
+from asan import build_harness, run_harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CSRC = os.path.join(os.path.dirname(os.path.abspath(d3p_fast.__file__)), "csrc")
-HARNESS = os.path.join(HERE, "nfq_asan_harness.c")
 SOURCES = ["nfq_msg.c", "nfq_packet.c", "nfq_verdict.c", "d3p_window.c"]
-SANITIZER_ENV = {
-    # Leak checking needs ptrace, which containers often refuse.
-    "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86",
-    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
-}
-
-
-def _strict():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        if _strict():
-            pytest.fail("gcc is needed for the AddressSanitizer test")
-        pytest.skip("needs gcc with AddressSanitizer (Debian package gcc)")
-    binary = str(tmp_path_factory.mktemp("nfq-asan") / "nfq_asan")
-    command = [gcc, "-std=gnu11", "-g", "-O1", "-fno-omit-frame-pointer",
-               "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-               "-Wall", "-Wextra", "-Werror", "-I", CSRC, HARNESS,
-               *[os.path.join(CSRC, name) for name in SOURCES], "-o", binary]
-    build = subprocess.run(command, capture_output=True, text=True)
-    if build.returncode != 0:
-        if "sanitize" in build.stderr and not _strict():
-            pytest.skip("this gcc cannot build with -fsanitize=address: %s" % build.stderr)
-        pytest.fail("harness build failed:\n%s" % build.stderr)
-    return binary
+    return build_harness(tmp_path_factory.mktemp("nfq-asan"), "nfq_asan",
+                         "nfq_asan_harness.c", SOURCES)
 
 
 def _run(binary, *args):
-    env = dict(os.environ, **SANITIZER_ENV)
-    return subprocess.run([binary, *args], capture_output=True, env=env, timeout=120)
+    return run_harness(binary, *args, timeout=120)
 
 
 def test_asan_is_really_watching(harness):
