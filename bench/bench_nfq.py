@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Benchmark of the inline D3P enforcer (d3p_fast NFQUEUE loop) on a veth pair.
 
-Run as root from the project root after building the extension:
+Run as root from the project root after building the extension. The python
+alternative needs its bindings, which build from Debian's headers:
+
+    apt-get install libnetfilter-queue-dev cython3 && pip install netfilterqueue
 
     python bench/bench_nfq.py [--count 300000] [--repeat 5] [--sender-cpu 0] [--consumer-cpu 1]
 
