@@ -1,7 +1,10 @@
 """d3p_fast: the IP-D3P window rule and header check (DECISIONS.md §3).
 
-Every test taking the `impl` fixture runs twice: against the C extension
-(d3p_fast._c) and against the pure-Python twin (d3p_fast._pure). Expected
+Every test taking the `impl` fixture runs three times: against the C extension
+as d3p_fast uses it (d3p_fast._c, whose check_packet is the vectorcall builtin of
+d3p_fast._d3p_single when that is built), against the same with check_packet
+replaced by the cffi wrapper (what a build without _d3p_single runs, and the
+builtin's general path), and against the pure-Python twin (d3p_fast._pure). Expected
 verdicts come from the rule as DECISIONS.md states it (delta = now - timestamp;
 fresh when -W <= delta <= W), never from either implementation's output.
 """
@@ -13,6 +16,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -40,11 +44,21 @@ def _load_c():
         pytest.skip("d3p_fast C extension not built (%s)" % exc)
 
 
-@pytest.fixture(params=["c", "python"])
+def _cffi_only(c_module):
+    """d3p_fast._c as it is without d3p_fast._d3p_single: check_packet is the cffi wrapper."""
+    api = types.SimpleNamespace(**vars(c_module))
+    api.check_packet = c_module.check_packet_cffi
+    api.CHECK_PACKET_IMPLEMENTATION = "cffi"
+    return api
+
+
+@pytest.fixture(params=["c", "cffi", "python"])
 def impl(request):
     """The d3p_fast API of one implementation."""
     if request.param == "c":
         return _load_c()
+    if request.param == "cffi":
+        return _cffi_only(_load_c())
     return importlib.import_module("d3p_fast._pure")
 
 
@@ -497,6 +511,171 @@ def test_c_and_python_agree_on_a_large_numpy_batch(c_impl, pure):
     assert np.array_equal(out_c == 1, delta > W) and np.array_equal(out_c == 2, delta < -W)
 
 
+# -- check_packet as a CPython builtin (d3p_fast._d3p_single) ----------------------------
+
+@pytest.fixture(scope="module")
+def single(c_impl):
+    """The _d3p_single module; under CI a build without it fails the run."""
+    try:
+        return importlib.import_module("d3p_fast._d3p_single")
+    except ImportError as exc:
+        if _strict():
+            pytest.fail("d3p_fast._d3p_single must be built under CI: %s" % exc)
+        pytest.skip("d3p_fast._d3p_single not built (%s)" % exc)
+
+
+def test_c_check_packet_is_the_single_builtin(c_impl, single):
+    # No Python frame between the caller and the C check.
+    assert isinstance(single.check_packet, types.BuiltinFunctionType)
+    assert c_impl.check_packet is single.check_packet
+    assert c_impl.check_packet is not c_impl.check_packet_cffi
+    assert c_impl.CHECK_PACKET_IMPLEMENTATION == "cpython"
+    assert single.D3P_FAST_ABI == c_impl.COMPILED_ABI
+    import d3p_fast
+    if d3p_fast.IMPLEMENTATION == "c":
+        assert d3p_fast.check_packet is single.check_packet
+        assert d3p_fast.CHECK_PACKET_IMPLEMENTATION == "cpython"
+
+
+class _BytesSubclass(bytes):
+    pass
+
+
+# The builtin's fast path takes exact bytes and simple buffers with exact ints;
+# everything else below goes through its general path.
+packet_data = st.one_of(
+    st.binary(max_size=40),
+    st.binary(max_size=40).map(bytearray),
+    st.binary(max_size=40).map(memoryview),
+    st.binary(max_size=40).map(_BytesSubclass),
+    st.binary(max_size=40).map(lambda b: memoryview(b + b)[::2]),  # strided: ValueError
+    st.binary(max_size=40).map(lambda b: np.frombuffer(b[:len(b) // 4 * 4], np.uint32)),
+    st.lists(u64, max_size=4).map(lambda v: array.array("Q", v)),
+    st.text(max_size=3), st.none(), st.integers(-3, 3))
+with_headers = st.builds(
+    lambda timestamp, words, prefix, suffix: prefix + header(timestamp, header_words=words)
+    + suffix, u64, st.integers(0, 5), st.binary(max_size=6), st.binary(max_size=12))
+plain_u64 = st.one_of(u64, st.integers(0, 2 ** 16), st.sampled_from([0, 1, 2 ** 63, U64_MAX]))
+int_arguments = st.one_of(
+    plain_u64, plain_u64, st.booleans(), st.integers(-(2 ** 70), -1),
+    st.integers(2 ** 64, 2 ** 70), u64.map(np.uint64), st.integers(0, 127).map(np.int8),
+    st.integers(-5, -1).map(np.int64), st.floats(allow_nan=False), st.none(),
+    st.just("5"), st.just(decimal.Decimal(5)))
+offsets = st.one_of(st.integers(0, 48), int_arguments)
+
+
+def _outcomes(call):
+    """The outcome of *call* on the builtin, the cffi wrapper and the pure twin."""
+    c_module = importlib.import_module("d3p_fast._c")
+    pure = importlib.import_module("d3p_fast._pure")
+    return [_outcome(call, function) for function in (
+        c_module.check_packet, c_module.check_packet_cffi, pure.check_packet)]
+
+
+@settings(max_examples=800, deadline=None)
+@given(data=st.one_of(packet_data, with_headers, with_headers.map(bytearray)),
+       now=int_arguments, window=int_arguments, offset=offsets,
+       shape=st.sampled_from(["absent", "positional", "keyword", "all keywords"]))
+def test_builtin_cffi_wrapper_and_python_agree(single, data, now, window, offset, shape):
+    def call(function):
+        if shape == "absent":
+            return function(data, now, window)
+        if shape == "positional":
+            return function(data, now, window, offset)
+        if shape == "keyword":
+            return function(data, now, window, offset=offset)
+        return function(offset=offset, window_ms=window, now_ms=now, data=data)
+
+    builtin, cffi_wrapper, python = _outcomes(call)
+    assert builtin == cffi_wrapper == python
+    if builtin[0] == "ok" and shape == "absent" and isinstance(data, bytes):
+        # Only for plain arguments can the rule itself be the oracle.
+        if all(type(v) is int and 0 <= v <= U64_MAX for v in (now, window)):
+            stamp = python_parse_timestamp(bytes(data))
+            assert builtin[1] == (3 if stamp is None else expected_verdict(stamp, now, window))
+
+
+def python_parse_timestamp(data):
+    """The header's timestamp, read field by field as in DECISIONS.md §3, or None."""
+    if len(data) < 12 or data[1] < 3 or data[1] * 4 > len(data) or data[2] != 1:
+        return None
+    return struct.unpack("!Q", data[4:12])[0]
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {}),
+    ((b"",), {}),
+    ((b"", NOW), {}),
+    ((b"", NOW, W, 0, 0), {}),
+    ((b"", NOW, W, 0), {"offset": 0}),
+    ((b"", NOW, W), {"offset": 0, "extra": 1}),
+    ((b"", NOW, W), {"ofset": 0}),
+    ((b"", NOW), {"window": W}),
+    ((b"",), {"now_ms": NOW, "window_ms": W}),
+    ((), {"data": header(NOW), "now_ms": NOW, "window_ms": W}),
+    ((header(NOW),), {"window_ms": W, "now_ms": NOW, "offset": 0}),
+    ((header(NOW), NOW), {"window_ms": W}),
+], ids=["no-args", "one", "two", "five", "offset-twice", "unknown-kw", "misspelt-offset",
+        "wrong-kw-name", "kw-ints", "all-kw", "kw-order", "kw-window"])
+def test_builtin_call_shapes_behave_like_python(single, args, kwargs):
+    # Keyword misuse and wrong arity: the same TypeError text, or the same verdict.
+    builtin, cffi_wrapper, python = _outcomes(lambda function: function(*args, **kwargs))
+    assert builtin == cffi_wrapper == python
+
+
+def test_builtin_first_call_may_be_a_general_one():
+    # The general path is looked up on first use, also when _d3p_single is
+    # imported before d3p_fast._c (it must not depend on import order).
+    code = """
+        from d3p_fast import _d3p_single
+        try:
+            _d3p_single.check_packet("0403", 1, 2)
+        except TypeError as exc:
+            print(exc)
+        print(_d3p_single.check_packet(bytes(12), 1, 2, offset=True))
+    """
+    result = _run_python(code)
+    if "No module named 'd3p_fast._d3p_single'" in result.stderr and not _strict():
+        pytest.skip("d3p_fast._d3p_single not built")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["data must be a bytes-like object, not str", "3"]
+
+
+@pytest.mark.parametrize("now", [NOW, True], ids=["fast-path", "general-path"])
+def test_builtin_releases_the_buffer(single, now):
+    # A bytearray with an export cannot be resized; a memoryview with one
+    # cannot be released: both raise BufferError if the builtin leaks it.
+    data = bytearray(header(NOW))
+    assert single.check_packet(data, now, U64_MAX) == 0
+    data.extend(b"\x00")
+    view = memoryview(bytearray(header(NOW)))
+    assert single.check_packet(view, now, U64_MAX, offset=0) == 0
+    view.release()
+
+
+@pytest.mark.parametrize("args", [
+    (header(NOW), NOW, W),                     # fast path, bytes
+    (bytearray(header(NOW)), NOW, W, 0),       # fast path, buffer
+    (header(NOW), np.uint64(NOW), W),          # general path, verdict
+    (header(NOW), NOW, -1),                    # general path, ValueError
+], ids=["bytes", "bytearray", "numpy-int", "error"])
+def test_builtin_keeps_no_references_and_allocates_nothing(single, args):
+    def run(calls):
+        for _ in range(calls):
+            try:
+                single.check_packet(*args)
+            except ValueError:
+                pass
+
+    run(100)  # warm caches (the general path is looked up once)
+    refcounts = [sys.getrefcount(a) for a in args]
+    blocks = sys.getallocatedblocks()
+    run(20000)
+    # A leaked reference or object per call would show as 20000 here.
+    assert [sys.getrefcount(a) for a in args] == refcounts
+    assert sys.getallocatedblocks() - blocks < 100
+
+
 # -- choosing the implementation --------------------------------------------------------
 
 def _run_python(code, **env):
@@ -521,10 +700,54 @@ _REPORT = """
 """
 
 
+_CHECK_PACKET_REPORT = """
+    import warnings
+    warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        {prelude}
+        import d3p_fast
+    print(d3p_fast.IMPLEMENTATION, d3p_fast.CHECK_PACKET_IMPLEMENTATION, len(caught),
+          type(d3p_fast.check_packet).__name__)
+"""
+
+
 def test_environment_forces_pure_python():
     result = _run_python(_REPORT.format(prelude="pass"), D3P_FAST_PUREPYTHON="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:2] == ["python", "0"]
+    result = _run_python(_CHECK_PACKET_REPORT.format(prelude="pass"), D3P_FAST_PUREPYTHON="1")
+    assert result.stdout.split() == ["python", "python", "0", "function"]
+
+
+def test_single_builtin_is_used_when_built(single):
+    result = _run_python(_CHECK_PACKET_REPORT.format(prelude="pass"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["c", "cpython", "0", "builtin_function_or_method"]
+
+
+def test_missing_single_builtin_uses_the_cffi_wrapper_silently(c_impl):
+    prelude = "import sys; sys.modules['d3p_fast._d3p_single'] = None"
+    for env in ({}, {"D3P_FAST_REQUIRE_C": "1"}):
+        result = _run_python(_CHECK_PACKET_REPORT.format(prelude=prelude), **env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["c", "cffi", "0", "function"]
+
+
+def test_stale_single_builtin_is_not_used(c_impl):
+    # compiled from another d3p_window.h: its check_packet may mean something else
+    prelude = ("import sys, types; fake = types.ModuleType('d3p_fast._d3p_single'); "
+               "fake.D3P_FAST_ABI = -7; fake.check_packet = len; "
+               "sys.modules['d3p_fast._d3p_single'] = fake")
+    result = _run_python(_CHECK_PACKET_REPORT.format(prelude=prelude))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["c", "cffi", "0", "function"]
+
+
+def test_missing_c_extension_means_python_check_packet():
+    prelude = "import sys; sys.modules['d3p_fast._d3p_fast'] = None"
+    result = _run_python(_CHECK_PACKET_REPORT.format(prelude=prelude))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "python", "1", "function"]
 
 
 def test_c_extension_is_used_when_built(c_impl):
