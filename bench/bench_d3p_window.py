@@ -4,7 +4,7 @@
 
 Run from the project root after building the extension:
 
-    python bench/bench_d3p_window.py [--count 10000000] [--calls 1000000]
+    python bench/bench_d3p_window.py [--count 10000000] [--calls 1000000] [--single-only]
 
 It prints, measured in this one run (best of several repeats, time.perf_counter):
 
@@ -15,23 +15,24 @@ It prints, measured in this one run (best of several repeats, time.perf_counter)
      (delta = now - ts as int64, two compares) and the faster bounds form
      (ts < now - W, ts > now + W on uint64);
    and the same with a per-timestamp verdict array.
-2. One check_packet call against a cffi call to the empty C function d3p_noop(),
-   and against d3p_noop_check_packet(), an empty function with check_packet's
-   six arguments (the cost of cffi converting them, the floor for any call
-   that passes a packet).
+2. One d3p_fast.check_packet call (the vectorcall builtin of d3p_fast._d3p_single)
+   against a cffi call to the empty C function d3p_noop(), in the same run, and
+   beside it, for honesty, the cffi wrapper check_packet_cffi (what a build
+   without _d3p_single runs), lib.d3p_check_packet called directly, and
+   d3p_noop_check_packet(), an empty function with check_packet's six
+   arguments (the floor for any cffi call that passes a packet).
 
 Every alternative's counts are checked equal to the C counts before timing.
 Targets (issue 4): batch >= 100x the Python loop and >= 2x numpy; single check
 <= 1.5x the empty call.  The script exits 0 either way and says which were met.
 
-Why the single-check ratio is bounded from below: cffi calls a C function that
-takes two or more arguments through METH_VARARGS (a tuple, PyArg_UnpackTuple)
-and converts each argument (a 64-bit int is several ns each), so an *empty*
-function with check_packet's arguments already costs about 3x the empty
-zero-argument call; the parse and window check themselves cost ~1 ns.  What
-d3p_fast.check_packet can still control is its own overhead over that floor
-(one Python frame and the exact-int type tests that keep cffi from truncating
-a Decimal or numpy float through __int__), printed as the last ratio.
+Why check_packet is a CPython builtin and not a cffi call: cffi calls a C
+function that takes two or more arguments through METH_VARARGS (a tuple,
+PyArg_UnpackTuple) and converts each argument, so an *empty* function with
+check_packet's arguments already costs about 3x the empty zero-argument call,
+while the parse and window check themselves cost a few ns.  The builtin
+(d3p_fast/_single/d3p_single.c) takes its arguments as a C array (METH_FASTCALL)
+and runs the same d3p_check_packet_inline() with no Python frame in between.
 """
 import argparse
 import os
@@ -146,26 +147,39 @@ def bench_single(calls, repeat):
     lib, ffi = _c.lib, _c.ffi
     packet = bytes([4, 3, 1, 0]) + struct.pack("!Q", NOW - 10) + bytes(28)  # D3P + inner IPv4
     receive_buffer = bytearray(packet)
-    assert _c.check_packet(packet, NOW, WINDOW) == _c.FRESH
-    assert _c.check_packet(receive_buffer, NOW, WINDOW) == _c.FRESH
+    for check in (_c.check_packet, _c.check_packet_cffi, _pure.check_packet):
+        assert check(packet, NOW, WINDOW) == _c.FRESH
+        assert check(receive_buffer, NOW, WINDOW) == _c.FRESH
+        assert check(packet, NOW, WINDOW, offset=0) == _c.FRESH
     names = {
         "noop": lib.d3p_noop, "floor": lib.d3p_noop_check_packet, "raw": lib.d3p_check_packet,
-        "check_packet": _c.check_packet, "pure_check_packet": _pure.check_packet,
+        "check_packet": _c.check_packet, "cffi_check_packet": _c.check_packet_cffi,
+        "pure_check_packet": _pure.check_packet,
         "packet": packet, "buffer": receive_buffer, "size": len(packet), "NULL": ffi.NULL,
         "now": NOW, "window": WINDOW,
     }
+    builtin = _c.CHECK_PACKET_IMPLEMENTATION == "cpython"
+    kind = "builtin" if builtin else "NOT BUILT: cffi wrapper"
     cases = [
         ("empty", "empty cffi call: lib.d3p_noop()", "noop()"),
         ("floor", "empty 6-argument call: lib.d3p_noop_check_packet",
          "floor(packet, size, 0, now, window, NULL)"),
         ("raw", "lib.d3p_check_packet, called directly", "raw(packet, size, 0, now, window, NULL)"),
-        ("bytes", "d3p_fast.check_packet(bytes, now, W)", "check_packet(packet, now, window)"),
+        ("bytes", "d3p_fast.check_packet(bytes, now, W) [%s]" % kind,
+         "check_packet(packet, now, window)"),
         ("bytearray", "d3p_fast.check_packet(bytearray, now, W)",
          "check_packet(buffer, now, window)"),
+        ("keyword", "d3p_fast.check_packet(bytes, now, W, offset=0)",
+         "check_packet(packet, now, window, offset=0)"),
+        ("cffi_bytes", "cffi wrapper check_packet_cffi(bytes, now, W)",
+         "cffi_check_packet(packet, now, window)"),
+        ("cffi_bytearray", "cffi wrapper check_packet_cffi(bytearray, now, W)",
+         "cffi_check_packet(buffer, now, window)"),
         ("pure", "pure-Python check_packet(bytes, now, W)",
          "pure_check_packet(packet, now, window)"),
     ]
-    print("\nsingle check (best of %d x %d calls, interleaved)" % (repeat, calls))
+    print("\nsingle check (best of %d x %d calls, interleaved; check_packet is %s)"
+          % (repeat, calls, _c.CHECK_PACKET_IMPLEMENTATION))
     # Interleaving the cases spreads any load from other processes over all of them.
     results = dict.fromkeys((key for key, _, _ in cases), float("inf"))
     for _ in range(repeat):
@@ -173,25 +187,33 @@ def bench_single(calls, repeat):
             seconds = timeit.timeit(statement, globals=names, number=calls) / calls
             results[key] = min(results[key], seconds)
     for key, label, _ in cases:
-        print("  %-50s %7.1f ns" % (label, results[key] * 1e9))
+        print("  %-58s %7.1f ns" % (label, results[key] * 1e9))
     empty, floor = results["empty"], results["floor"]
-    print("  ratios to the empty call (target for check_packet: <= 1.5x)")
-    for key, label in (("floor", "empty 6-argument call (cffi conversion floor)"),
+    print("  ratios to the empty cffi call (target for check_packet: <= 1.5x)")
+    for key, label in (("bytes", "d3p_fast.check_packet(bytes)"),
+                       ("bytearray", "d3p_fast.check_packet(bytearray)"),
+                       ("keyword", "d3p_fast.check_packet(bytes, offset=0)"),
+                       ("floor", "empty 6-argument cffi call (cffi conversion floor)"),
                        ("raw", "lib.d3p_check_packet"),
-                       ("bytes", "d3p_fast.check_packet(bytes)"),
-                       ("bytearray", "d3p_fast.check_packet(bytearray)")):
-        line = "    %-46s %6.2fx" % (label, results[key] / empty)
+                       ("cffi_bytes", "cffi wrapper (bytes)"),
+                       ("cffi_bytearray", "cffi wrapper (bytearray)")):
+        line = "    %-54s %6.2fx" % (label, results[key] / empty)
         if key == "bytes":
-            line += "   (%s)" % ("met" if results[key] / empty <= 1.5 else "NOT met")
+            line += "   (target <= 1.5x: %s)" % ("met" if results[key] / empty <= 1.5
+                                                  else "NOT met")
         print(line)
-    print("  d3p_fast.check_packet(bytes) = %.2fx the 6-argument floor; pure Python = %.1fx"
-          % (results["bytes"] / floor, results["pure"] / results["bytes"]))
+    print("  d3p_fast.check_packet(bytes) is %.1fx faster than the cffi wrapper, %.1fx faster "
+          "than the empty 6-argument cffi call, %.1fx faster than pure Python"
+          % (results["cffi_bytes"] / results["bytes"], floor / results["bytes"],
+             results["pure"] / results["bytes"]))
     print("  lib.d3p_check_packet minus the empty 6-argument call: %+.1f ns (the parse and "
           "window check are lost in the call cost)" % ((results["raw"] - floor) * 1e9))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--single-only", action="store_true",
+                        help="time only the single check_packet call")
     parser.add_argument("--count", type=int, default=10_000_000,
                         help="timestamps in the batch (default 10 million)")
     parser.add_argument("--calls", type=int, default=200_000,
@@ -200,7 +222,8 @@ def main():
     args = parser.parse_args()
     print("d3p_fast benchmark: Python %s, numpy %s, %s, %d CPUs"
           % (platform.python_version(), np.__version__, platform.machine(), os.cpu_count()))
-    bench_batch(args.count, args.repeat)
+    if not args.single_only:
+        bench_batch(args.count, args.repeat)
     bench_single(args.calls, args.repeat)
 
 
