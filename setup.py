@@ -25,16 +25,22 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self._fallback(exc)
+            self._fallback(exc, ext.name)
 
     @staticmethod
-    def _fallback(exc):
+    def _fallback(exc, name=None):
         if os.environ.get("D3P_FAST_REQUIRE_C") == "1":
             raise exc
+        if name == "d3p_fast._d3p_single":
+            # Only the check_packet builtin is missing: the cffi module still works.
+            what, consequence = name, "d3p_fast.check_packet will use the slower cffi wrapper"
+        else:
+            what, consequence = ("the d3p_fast C extension",
+                                 "d3p_fast will use its pure-Python implementation")
         sys.stderr.write(
             "\n" + "=" * 72 + "\n"
-            "WARNING: the d3p_fast C extension could not be built (%s).\n"
-            "d3p_fast will use its pure-Python implementation.\n" % (exc,)
+            "WARNING: %s could not be built (%s).\n"
+            "%s.\n" % (what, exc, consequence)
             + "=" * 72 + "\n\n")
 
 
