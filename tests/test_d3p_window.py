@@ -667,12 +667,14 @@ def test_builtin_keeps_no_references_and_allocates_nothing(single, args):
             except ValueError:
                 pass
 
+    # Small ints are shared by the whole interpreter: their counts move anyway.
+    watched = [a for a in args if not (type(a) is int and -5 <= a <= 256)]
     run(100)  # warm caches (the general path is looked up once)
-    refcounts = [sys.getrefcount(a) for a in args]
+    refcounts = [sys.getrefcount(a) for a in watched]
     blocks = sys.getallocatedblocks()
     run(20000)
     # A leaked reference or object per call would show as 20000 here.
-    assert [sys.getrefcount(a) for a in args] == refcounts
+    assert [sys.getrefcount(a) for a in watched] == refcounts
     assert sys.getallocatedblocks() - blocks < 100
 
 
