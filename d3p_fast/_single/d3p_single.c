@@ -111,11 +111,15 @@ static PyObject *general_path(PyObject *module)
 static PyObject *call_general_path(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 				   PyObject *kwnames)
 {
-	PyObject *function = general_path(module);
+	PyObject *function = general_path(module), *result;
 
 	if (function == NULL)
 		return NULL;
-	return PyObject_Vectorcall(function, args, (size_t)nargs, kwnames);
+	/* Held for the call: clearing the module state must not free it mid-call. */
+	Py_INCREF(function);
+	result = PyObject_Vectorcall(function, args, (size_t)nargs, kwnames);
+	Py_DECREF(function);
+	return result;
 }
 
 /*
