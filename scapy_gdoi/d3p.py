@@ -152,15 +152,35 @@ class D3P(Packet):
 
 
 def d3p_stamp(pkt, now_ms=None):
-    """Return a copy of *pkt* whose first D3P header carries *now_ms* (default: now).
+    """Return a copy of *pkt* stamped with *now_ms* (default: the current POSIX ms).
 
-    :raises ValueError: when *pkt* has no D3P layer
+    A packet that already has a D3P header gets its timestamp set. Otherwise a D3P
+    header is inserted right after the first IPv4/IPv6 header, the way a sending
+    group member does (``gdoi d3p stamp``): the IP protocol / next header moves into
+    D3P Next Header and the IP header names D3P; lengths and checksums are
+    recomputed.
+
+    :raises ValueError: when *pkt* has neither a D3P nor an IP/IPv6 layer
     """
-    if D3P not in pkt:
-        raise ValueError("packet has no D3P layer to stamp: %s" % pkt.summary())
-    stamped = pkt.copy()
-    stamped[D3P].timestamp = d3p_now_ms() if now_ms is None else now_ms
-    return stamped
+    stamp = d3p_now_ms() if now_ms is None else now_ms
+    if D3P in pkt:
+        stamped = pkt.copy()
+        stamped[D3P].timestamp = stamp
+        return stamped
+    for ip_class, proto_field, length_fields in ((IP, "proto", ("len", "chksum")),
+                                                 (IPv6, "nh", ("plen",))):
+        if ip_class in pkt:
+            stamped = pkt.copy()
+            ip = stamped[ip_class]
+            inner_proto = getattr(ip, proto_field)  # read before the payload goes
+            inner = ip.payload
+            ip.remove_payload()
+            ip.add_payload(D3P(nh=inner_proto, timestamp=stamp) / inner)
+            setattr(ip, proto_field, _ip_proto)
+            for name in length_fields:
+                ip.delfieldval(name)
+            return stamped
+    raise ValueError("packet has no D3P or IP layer to stamp: %s" % pkt.summary())
 
 
 # -- bindings ---------------------------------------------------------------------------

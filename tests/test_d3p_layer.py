@@ -189,9 +189,25 @@ def test_stamp_returns_a_new_stamped_packet():
     assert d3p_fast.check_packet(wire, d3p_now_ms(), 1000, offset=20) == d3p_fast.FRESH
 
 
-def test_stamp_needs_a_d3p_layer():
-    with pytest.raises(ValueError, match="no D3P layer"):
-        d3p_stamp(INNER)
+def test_stamp_inserts_a_header_after_the_ip_header():
+    plain = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / b"payload"
+    wire = raw(d3p_stamp(plain, now_ms=NOW))
+    stamped = IP(wire)
+    assert stamped.proto == _consts.D3P_IP_PROTO and stamped.len == len(wire) == 20 + 12 + 15
+    assert (stamped[D3P].nh, stamped[D3P].timestamp) == (socket.IPPROTO_UDP, NOW)
+    assert stamped[UDP].dport == 2000 and stamped[UDP].load == b"payload"
+    recomputed = stamped.copy()
+    del recomputed.chksum
+    assert IP(raw(recomputed)).chksum == stamped.chksum  # the checksum covers the new header
+    v6 = IPv6(raw(d3p_stamp(IPv6(src="2001:db8::1") / UDP(dport=9) / b"x", now_ms=NOW)))
+    assert v6.nh == _consts.D3P_IP_PROTO and v6.plen == 12 + 9 and v6[D3P].nh == 17
+    assert v6[UDP].dport == 9
+    assert plain.proto == socket.IPPROTO_UDP and D3P not in plain  # the original is untouched
+
+
+def test_stamp_needs_a_d3p_or_ip_layer():
+    with pytest.raises(ValueError, match="no D3P or IP layer"):
+        d3p_stamp(UDP() / b"x")
 
 
 # -- inside ESP tunnel mode (outer IP | ESP nh=D3P | D3P nh=4/41 | inner IP) ---------------
