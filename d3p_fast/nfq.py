@@ -459,12 +459,25 @@ def kernel_queue_state(queues):
 
 
 def write_stats(path, stats):
-    """Write *stats* as JSON atomically (readers never see half a file)."""
+    """Write *stats* as JSON atomically (readers never see half a file).
+
+    On failure (OSError) the temporary file is removed: a failed write leaves
+    the previous stats file, or none, and nothing else.
+    """
     tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        json.dump(stats, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    replaced = False
+    try:
+        with open(tmp, "w") as f:
+            json.dump(stats, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+        replaced = True
+    finally:
+        if not replaced:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass  # never created (e.g. no such directory)
 
 
 class NfqGroup:

@@ -258,3 +258,23 @@ def test_report_and_summary_show_packets_too_big_for_a_verdict():
     assert stats["too_big"] == 5
     line = [x for x in nfq_report.format_replay_report(stats).splitlines() if "Too Big" in x][0]
     assert line.split()[-1] == "5"
+
+
+# --- stats file ------------------------------------------------------------------
+
+def test_failed_stats_write_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "dir"
+    target.mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(OSError):
+        nfq.write_stats(str(target), {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
+    assert list(target.iterdir()) == []
+    with pytest.raises(OSError):
+        nfq.write_stats(str(tmp_path / "missing" / "s.json"), {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
+
+
+def test_unserializable_stats_leave_no_temporary_file(tmp_path):
+    with pytest.raises(TypeError):
+        nfq.write_stats(str(tmp_path / "s.json"), {"a": object()})
+    assert list(tmp_path.iterdir()) == []
