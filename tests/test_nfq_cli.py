@@ -278,3 +278,136 @@ def test_unserializable_stats_leave_no_temporary_file(tmp_path):
     with pytest.raises(TypeError):
         nfq.write_stats(str(tmp_path / "s.json"), {"a": object()})
     assert list(tmp_path.iterdir()) == []
+
+
+# --- output and window files checked before binding --------------------------------
+
+@pytest.mark.parametrize("command", [["enforce", "--window-ms", "500"], ["stamp"]])
+def test_stats_path_is_checked_before_binding(command, tmp_path, capsys):
+    base = ["d3p"] + command + ["--queue", "1", "--duration", "1", "--stats"]
+    assert main(base + [str(tmp_path / "nonexist" / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert main(base + [str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing left behind, no *.tmp.PID
+
+
+def test_stats_directory_must_be_writable(tmp_path, monkeypatch):
+    from d3p_fast import cli
+    # Root may write anywhere, so ask os.access the way a non-root user would get it.
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match="not writable"):
+        cli.check_output_path("--stats", str(tmp_path / "s.json"))
+
+
+def test_window_file_content_errors_name_the_file_and_the_forms(tmp_path, capsys):
+    window = tmp_path / "window"
+    window.write_text("garbage\n")
+    assert main(["d3p", "enforce", "--queue", "1", "--window-ms", "500",
+                 "--window-file", str(window)]) == 2
+    err = capsys.readouterr().err
+    assert str(window) in err and "'garbage'" in err and "invalid literal" not in err
+    assert "'msec N' (N 100-10000), 'sec N' (N 1-100) or a number of ms (100-100000)" in err
+    window.write_text("sec 500")
+    assert main(["d3p", "enforce", "--queue", "1", "--window-ms", "500",
+                 "--window-file", str(window)]) == 2
+    assert "sec 500 outside 1-100" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["nonexist/w", "."])
+def test_window_file_path_is_checked_before_binding(where, tmp_path, capsys):
+    assert main(["d3p", "enforce", "--queue", "1", "--window-ms", "500",
+                 "--window-file", str(tmp_path / where)]) == 2
+    assert "--window-file" in capsys.readouterr().err
+
+
+def test_window_file_missing_at_start_warns_and_keeps_the_starting_window(tmp_path, capsys):
+    from d3p_fast.cli import _WindowFile
+    window_file = _WindowFile(str(tmp_path / "window"))
+    assert window_file.first_read(700) == 700
+    err = capsys.readouterr().err
+    assert "does not exist yet" in err and "700 ms" in err
+
+
+def test_window_file_read_at_start_wins_over_the_option(tmp_path):
+    from d3p_fast.cli import _WindowFile
+    (tmp_path / "window").write_text("sec 3\n")
+    assert _WindowFile(str(tmp_path / "window")).first_read(700) == 3000
+
+
+def test_window_file_changes_and_deletion_while_running(tmp_path, capsys):
+    from d3p_fast.cli import _WindowFile
+    path = tmp_path / "window"
+    path.write_text("msec 800")
+    window_file = _WindowFile(str(path))
+    group = nfq.NfqGroup([nfq.NfqConfig(queue=5, window_ms=window_file.first_read(500))])
+    try:
+        path.unlink()
+        for _ in range(3):
+            window_file.poll(group)
+        err = capsys.readouterr().err
+        assert err.count("was removed") == 1 and "keeping the window at 800 ms" in err
+        assert group.loops[0].config.window_ms == 800
+        path.write_text("garbage")
+        window_file.poll(group)
+        window_file.poll(group)
+        err = capsys.readouterr().err
+        assert err.count("not a window") == 1 and "window stays 800 ms" in err
+        path.write_text("sec 2\n")
+        window_file.poll(group)
+        assert group.loops[0].config.window_ms == 2000
+        assert "window now 2000 ms" in capsys.readouterr().err
+    finally:
+        group.close()
+
+
+def test_stats_write_failure_while_running_is_one_line(tmp_path, capsys):
+    from d3p_fast.cli import _StatsWriter
+    directory = tmp_path / "d"
+    directory.mkdir()
+    group = nfq.NfqGroup([nfq.NfqConfig(queue=5)])
+    try:
+        writer = _StatsWriter(str(directory / "s.json"), "enforce")
+        assert writer.write(group)
+        (directory / "s.json").unlink()
+        directory.rmdir()
+        assert not writer.write(group) and not writer.write(group)
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "cannot write --stats" in err
+        directory.mkdir()
+        assert writer.write(group)
+        assert "written again" in capsys.readouterr().err
+    finally:
+        group.close()
+
+
+# --- option checks and help ----------------------------------------------------------
+
+@pytest.mark.parametrize("args,message", [
+    (["--queue", "70000"], "--queue 70000 outside 0-65535"),
+    (["--queue", "65535", "--queues", "2"], "would reach queue 65536"),
+    (["--queue", "1", "--queues", "0"], "--queues 0: must be at least 1"),
+])
+def test_queue_numbers_errors_name_the_right_option(args, message, capsys):
+    assert main(["d3p", "enforce", "--window-ms", "500"] + args) == 2
+    assert message in capsys.readouterr().err
+
+
+def help_text(capsys, *command):
+    with pytest.raises(SystemExit):
+        main(list(command) + ["--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+
+def test_enforce_help_says_what_is_checked_and_what_the_stack_sees(capsys):
+    text = help_text(capsys, "d3p", "enforce")
+    assert "--stats-interval SEC with --stats: rewrite the file every SEC seconds" in text
+    assert "(default: INPUT)" in text
+    assert "keep their D3P header (protocol 253)" in text and "protocol unreachable" in text
+    assert "queues only packets of IP protocol 253" in text
+    assert "queued packet without a D3P header counts as malformed" in text
+    assert "the file wins over --window-ms/--window-sec" in text
+    assert "still required as the starting window" in text
+    assert "(default: OUTPUT)" in help_text(capsys, "d3p", "stamp")
