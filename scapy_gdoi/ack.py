@@ -72,15 +72,11 @@ def member_id_text(id_type, id_data):
 
 
 def ack_method_of(method):
-    """Normalise an ACK method (KEK_ACK_REQUESTED value or "sha256"...) to the value."""
-    if isinstance(method, str):
-        for value, name in crypto.ACK_HASH_NAMES.items():
-            if name == method.lower():
-                return value
-    elif method in crypto.ACK_HASH_NAMES:
-        return method
-    raise crypto.GDOICryptoError("unknown ACK method %r (KEK_ACK_REQUESTED 1, 2, 3 or "
-                                 "sha256 / sha384 / sha512)" % (method,))
+    """Normalise an ACK method to its KEK_ACK_REQUESTED value (1, 2, 3).
+
+    Same accepted set as everywhere: :func:`scapy_gdoi.crypto.ack_method_value`.
+    """
+    return crypto.ack_method_value(method)
 
 
 def _member_id_payload(member_id):
@@ -105,7 +101,9 @@ def build_ack(rekey, member_id, kek, method=None):
     :param member_id: the member's address (IPv4 / IPv6 text: ID_IPV4_ADDR / ID_IPV6_ADDR)
         or a ready ``GDOI_ID`` payload (e.g. ID_DER_ASN1_DN).
     :param kek: the :class:`~scapy_gdoi.rekey.KEKContext` that protects the rekey.
-    :param method: KEK_ACK_REQUESTED value or hash name; default ``kek.ack_method``.
+    :param method: ACK method (any form :func:`ack_method_of` accepts); default: the
+        KEK_ACK_REQUESTED of the rekey's SA KEK, then ``kek.ack_method``. A method that
+        contradicts the rekey's request raises.
     :returns: a NEW dissected ``GDOI`` packet.
     :raises AckFormatError: not a GROUPKEY-PUSH, or no SEQ payload.
     :raises scapy_gdoi.crypto.GDOICryptoError: another KEK's rekey, a plaintext that is
@@ -140,11 +138,54 @@ def build_ack(rekey, member_id, kek, method=None):
     if not seq_payloads:
         raise AckFormatError("the rekey has no SEQ payload to acknowledge")
     seq = int.from_bytes(seq_payloads[0][SEQ_VALUE_OFFSET:SEQ_PAYLOAD_LEN], "big")
-    method = method if method is not None else kek.ack_method
-    if method is None:
-        raise crypto.GDOICryptoError("no ACK method: the KEK did not request ACKs "
-                                     "(KEK_ACK_REQUESTED) and none was given")
+    method = _choose_ack_method(method, kek, _requested_ack_method(message, kek.spi))
     return build_ack_for(header.spi, seq, member_id, kek.key, method)
+
+
+def _requested_ack_method(plain, kek_spi):
+    """KEK_ACK_REQUESTED of the decrypted rekey's SA KEK, or None (RFC 8263: the key
+    server asks for ACKs there). The SA KEK of the protecting KEK wins; in a KEK roll
+    the rekey may describe only the new KEK, whose request then applies."""
+    from scapy_gdoi.summary import summarize_bytes
+    try:
+        policies = summarize_bytes(plain).keks
+    except wire.WireError:
+        return None
+    requested = [p.ack_requested for p in policies if p.ack_requested is not None]
+    own = [p.ack_requested for p in policies
+           if p.spi == kek_spi and p.ack_requested is not None]
+    return (own or requested or [None])[0]
+
+
+def _choose_ack_method(method, kek, requested):
+    """The ACK method: explicit `method`, else the rekey's request, else ``kek.ack_method``.
+
+    An explicit method that contradicts the rekey's KEK_ACK_REQUESTED is refused: the
+    key server would reject the ACK (its HASH length and key differ).
+    """
+    if requested is not None:
+        try:
+            requested = crypto.ack_method_value(requested)
+        except crypto.GDOICryptoError:
+            raise crypto.GDOICryptoError(
+                "the rekey requests ACK method %r (KEK_ACK_REQUESTED), which is not one "
+                "this library knows" % (requested,))
+    if method is not None:
+        method = crypto.ack_method_value(method)
+        if requested is not None and method != requested:
+            raise crypto.GDOICryptoError(
+                "ACK method %s was given, but the rekey requested %s (KEK_ACK_REQUESTED "
+                "%d): the key server would reject that ACK" % (
+                    crypto.ack_method_label(method), crypto.ack_method_label(requested),
+                    requested))
+        return method
+    if requested is not None:
+        return requested
+    if kek.ack_method is not None:
+        return kek.ack_method
+    raise crypto.GDOICryptoError(
+        "no ACK method: the rekey carries no KEK_ACK_REQUESTED, the KEKContext has no "
+        "ack_method, and no method was given")
 
 
 def build_ack_for(kek_spi, seq, member_id, kek_key, method):
@@ -320,8 +361,21 @@ def open_cisco_ack(message, kek):
 
 def build_cisco_ack(kek, seq, member_id):
     """A Cisco-style rekey ACK as this project forges it (DECISIONS.md §2): SEQ and ID
-    encrypted with the KEK, cookies = KEK SPI, exchange EXCH_CISCO_REKEY_ACK."""
+    encrypted with the KEK, cookies = KEK SPI, exchange EXCH_CISCO_REKEY_ACK.
+
+    :param kek: the :class:`~scapy_gdoi.rekey.KEKContext` of the acknowledged rekey.
+    :param seq: the acknowledged SEQ (int). :param member_id: as for :func:`build_ack`.
+    :raises TypeError: arguments of the wrong type (e.g. the order of
+        :func:`build_ack`, whose first argument is the rekey).
+    """
     from scapy_gdoi.gdoi import GDOI, GDOI_SEQ
+    from scapy_gdoi.rekey import KEKContext
+    if not isinstance(kek, KEKContext):
+        raise TypeError("build_cisco_ack(kek, seq, member_id): kek must be a KEKContext, "
+                        "got %s" % type(kek).__name__)
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise TypeError("build_cisco_ack(kek, seq, member_id): seq must be an int, got %s"
+                        % type(seq).__name__)
     plain = (GDOI(init_cookie=kek.spi[:wire.COOKIE_LEN], resp_cookie=kek.spi[wire.COOKIE_LEN:],
                   exch_type=C.EXCH_CISCO_REKEY_ACK, flags=0, id=0)
              / GDOI_SEQ(seq=seq) / _member_id_payload(member_id))

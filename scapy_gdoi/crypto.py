@@ -165,6 +165,42 @@ SIG_HASH_NAMES = {C.SIG_HASH_MD5: "md5", C.SIG_HASH_SHA1: "sha1",
 ACK_HASH_NAMES = {C.KEK_ACK_SHA256: "sha256", C.KEK_ACK_SHA384: "sha384",
                   C.KEK_ACK_SHA512: "sha512"}
 
+#: IOS spelling prefix of the ACK methods (C.KEK_ACK_METHODS: "REKEY_ACK_KEK_SHA256").
+_IOS_ACK_PREFIX = "rekeyackkek"
+
+
+def ack_method_value(method):
+    """The KEK_ACK_REQUESTED value (1, 2, 3) of an ACK method given in any accepted form.
+
+    The one place that normalises ACK method names, so every API and the keys file
+    accept the same set: the KEK_ACK_REQUESTED numbers 1/2/3 (RFC 8263, DECISIONS.md
+    §2), the IOS names "REKEY_ACK_KEK_SHA256/384/512" (``C.KEK_ACK_METHODS``) and hash
+    names in any case, with or without a dash ("sha256", "SHA-256").
+
+    :raises GDOICryptoError: (a ValueError) anything else, listing what is accepted.
+    """
+    if isinstance(method, int) and not isinstance(method, bool):
+        if method in ACK_HASH_NAMES:
+            return method
+    elif isinstance(method, str):
+        folded = method.strip().lower().replace("-", "").replace("_", "")
+        if folded.startswith(_IOS_ACK_PREFIX):
+            folded = folded[len(_IOS_ACK_PREFIX):]
+        for value, name in ACK_HASH_NAMES.items():
+            if folded == name:
+                return value
+    raise GDOICryptoError(
+        "unknown ACK method %r: use a KEK_ACK_REQUESTED value (%s), an IOS name (%s) or "
+        "a hash name (%s)" % (method, ", ".join(map(str, ACK_HASH_NAMES)),
+                              ", ".join(C.KEK_ACK_METHODS.values()),
+                              ", ".join(ACK_HASH_NAMES.values())))
+
+
+def ack_method_label(method):
+    """"SHA-256" etc. for a KEK_ACK_REQUESTED value (human text for messages)."""
+    name = ACK_HASH_NAMES.get(method)
+    return "SHA-%s" % name[3:] if name else str(method)
+
 
 def sig_hash_name(hash_alg):
     """hashlib name of a SIG_HASH_ALGORITHM number (or a name, passed through)."""
@@ -199,10 +235,7 @@ def ack_hash(kek_key, kek_spi, hash_name, seq_bytes, id_bytes):
     value, `seq_bytes`/`id_bytes` the complete SEQ and ID payloads as sent (generic
     headers included). L is the block size of H in bits, 4 octets big-endian.
     """
-    if not isinstance(hash_name, str):
-        if hash_name not in ACK_HASH_NAMES:
-            raise GDOICryptoError("unknown KEK_ACK_REQUESTED value %r" % (hash_name,))
-        hash_name = ACK_HASH_NAMES[hash_name]
+    hash_name = ACK_HASH_NAMES[ack_method_value(hash_name)]
     if len(kek_spi) != KEK_SPI_LEN:
         raise GDOICryptoError("the KEK SPI is %d octets, got %d" % (KEK_SPI_LEN, len(kek_spi)))
     block_bits = hashlib.new(hash_name).block_size * 8

@@ -48,7 +48,8 @@ class KEKContext:
         unknown (verification tries SHA-1 and SHA-2, signing refuses).
     :param public_key: verification key (`cryptography` object, DER or PEM bytes).
     :param private_key: signing key (`cryptography` private key), for forging.
-    :param ack_method: KEK_ACK_REQUESTED value (RFC 8263) or None.
+    :param ack_method: ACK method (RFC 8263): KEK_ACK_REQUESTED value 1/2/3, IOS name
+        "REKEY_ACK_KEK_SHA256" or "sha256"/"SHA-256"..., or None; ValueError otherwise.
     :param digest_info: RSA signing with a DigestInfo (RFC 8017); False = gdoid style.
     :param sign_unpadded_length: sign the header with the unpadded length (gdoid style).
     """
@@ -77,7 +78,9 @@ class KEKContext:
             public_key = private_key.public_key()
         self.public_key = public_key
         self.private_key = private_key
-        self.ack_method = ack_method
+        # Validated now (any form crypto.ack_method_value accepts), so a typo fails
+        # here rather than at the first ACK.
+        self.ack_method = None if ack_method is None else crypto.ack_method_value(ack_method)
         self.digest_info = digest_info
         self.sign_unpadded_length = sign_unpadded_length
 

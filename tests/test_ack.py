@@ -29,9 +29,9 @@ def kek(signer):
                       private_key=signer, ack_method=C.KEK_ACK_SHA256)
 
 
-def _rekey(kek, seq):
+def _rekey(kek, seq, ack_requested=C.KEK_ACK_SHA256):
     return bytes(forge_push(PushPolicy(kek, seq, teks=[TEKPolicy(0x100 + seq)],
-                                       ack_requested=C.KEK_ACK_SHA256)))
+                                       ack_requested=ack_requested)))
 
 
 def _member_view(kek):
@@ -75,7 +75,8 @@ def test_forged_ack_verifies_and_matches_its_rekey(kek):
 @pytest.mark.parametrize("method, size", [(C.KEK_ACK_SHA256, 32), (C.KEK_ACK_SHA384, 48),
                                           (C.KEK_ACK_SHA512, 64)])
 def test_every_ack_method_round_trips(kek, method, size):
-    packet = ack.build_ack(_rekey(kek, 2), "2001:db8::7", _member_view(kek), method=method)
+    rekey = _rekey(kek, 2, ack_requested=method)
+    packet = ack.build_ack(rekey, "2001:db8::7", _member_view(kek), method=method)
     assert len(packet[GDOI_HASH].hash) == size
     assert packet[GDOI_ID].id_type == C.ID_IPV6_ADDR
     assert ack.parse_ack(bytes(packet)).member == "2001:db8::7"
@@ -83,6 +84,59 @@ def test_every_ack_method_round_trips(kek, method, size):
     # Without the method, the HASH length names it.
     bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
     assert ack.verify_ack(bytes(packet), bare)
+
+
+def test_build_ack_uses_the_method_the_rekey_requests(kek):
+    """A member's KEK context need not know the ACK method: the decrypted rekey's SA
+    KEK carries KEK_ACK_REQUESTED (RFC 8263), and that is what the server expects."""
+    bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
+    packet = ack.build_ack(_rekey(kek, 6, ack_requested=C.KEK_ACK_SHA384), MEMBER, bare)
+    assert len(packet[GDOI_HASH].hash) == 48
+    assert ack.verify_ack(bytes(packet), bare, C.KEK_ACK_SHA384)
+    assert not ack.verify_ack(bytes(packet), bare, C.KEK_ACK_SHA256)
+    # The rekey's request wins over the context's default too.
+    packet = ack.build_ack(_rekey(kek, 6, ack_requested=C.KEK_ACK_SHA512), MEMBER,
+                           _member_view(kek))
+    assert len(packet[GDOI_HASH].hash) == 64
+
+
+def test_build_ack_refuses_a_method_the_rekey_did_not_request(kek):
+    rekey = _rekey(kek, 6, ack_requested=C.KEK_ACK_SHA256)
+    with pytest.raises(crypto.GDOICryptoError, match="SHA-384 was given, but the rekey "
+                       "requested SHA-256"):
+        ack.build_ack(rekey, MEMBER, _member_view(kek), method="sha384")
+    # Naming the requested method in another spelling is fine.
+    packet = ack.build_ack(rekey, MEMBER, _member_view(kek), method="REKEY_ACK_KEK_SHA256")
+    assert len(packet[GDOI_HASH].hash) == 32
+
+
+def test_build_ack_without_any_method_says_where_it_looked(kek):
+    rekey = _rekey(kek, 6, ack_requested=None)
+    bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
+    with pytest.raises(crypto.GDOICryptoError, match="rekey carries no KEK_ACK_REQUESTED, "
+                       "the KEKContext has no ack_method, and no method was given"):
+        ack.build_ack(rekey, MEMBER, bare)
+    assert len(ack.build_ack(rekey, MEMBER, bare, method=3)[GDOI_HASH].hash) == 64
+
+
+@pytest.mark.parametrize("spelling, value", [
+    (1, 1), (2, 2), (3, 3), ("REKEY_ACK_KEK_SHA256", 1), ("rekey_ack_kek_sha384", 2),
+    ("REKEY_ACK_KEK_SHA512", 3), ("sha256", 1), ("sha-256", 1), ("SHA256", 1),
+    ("SHA-384", 2), ("sha512", 3)])
+def test_ack_method_spellings_all_normalise(spelling, value):
+    assert crypto.ack_method_value(spelling) == value
+    assert ack.ack_method_of(spelling) == value
+    assert KEKContext(os.urandom(16), "aes", bytes(16), bytes(16),
+                      ack_method=spelling).ack_method == value
+
+
+@pytest.mark.parametrize("bad", ["bogus", 4, 0, True, None, "sha1", "md5", b"sha256"])
+def test_unknown_ack_methods_are_refused_with_the_accepted_set(bad):
+    with pytest.raises(ValueError, match="unknown ACK method.*REKEY_ACK_KEK_SHA256"):
+        crypto.ack_method_value(bad)
+    if bad is not None:
+        with pytest.raises(ValueError, match="unknown ACK method"):
+            KEKContext(os.urandom(16), "aes", bytes(16), bytes(16), ack_method=bad)
 
 
 def test_tampered_ack_does_not_verify(kek):
@@ -94,12 +148,6 @@ def test_tampered_ack_does_not_verify(kek):
     other = KEKContext(kek.spi, "aes", os.urandom(16), kek.iv, ack_method=C.KEK_ACK_SHA256)
     assert not ack.verify_ack(raw, other)
     assert ack.check_ack(ack.parse_ack(raw), None) == "unverified"
-
-
-def test_build_ack_needs_a_method(kek):
-    bare = KEKContext(kek.spi, "aes", kek.key, kek.iv)
-    with pytest.raises(crypto.GDOICryptoError, match="no ACK method"):
-        ack.build_ack(_rekey(kek, 1), MEMBER, bare)
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -289,3 +337,12 @@ def test_push_policy_for_member_uses_the_policy_tables(kek):
     assert push.gap.atd == table.activation_time_delay(MEMBER, 300)
     assert (push.gap.d3p_type, push.gap.d3p_window_ms) == (C.D3P_TS_POSIX_TIME_MSEC, 5000)
     assert push.send_kek_policy
+
+
+@pytest.mark.parametrize("args, message", [
+    (lambda kek: (b"rekey bytes", 1, MEMBER), "kek must be a KEKContext, got bytes"),
+    (lambda kek: ("10.0.0.5", kek, 1), "kek must be a KEKContext, got str"),
+    (lambda kek: (kek, "1", MEMBER), "seq must be an int, got str")])
+def test_build_cisco_ack_names_the_expected_types(kek, args, message):
+    with pytest.raises(TypeError, match=message):
+        ack.build_cisco_ack(*args(kek))
