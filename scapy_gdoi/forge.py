@@ -67,6 +67,8 @@ class TEKPolicy:
     def __init__(self, spi, transform="ESP_AES-CBC", key_bits=128, auth="HMAC-SHA2-256",
                  lifetime_s=3600, src="0.0.0.0/0", dst="0.0.0.0/0",
                  protocol_id=C.TEK_PROTO_ESP, mode="Tunnel", enc_key=None, auth_key=None):
+        _check_tek_spi(spi)
+        _check_transform(protocol_id, transform)
         self.spi, self.transform, self.key_bits, self.auth = spi, transform, key_bits, auth
         self.lifetime_s, self.src, self.dst = lifetime_s, src, dst
         self.protocol_id, self.mode = protocol_id, mode
@@ -106,6 +108,27 @@ class TEKPolicy:
                               attrs=attrs)
 
 
+#: Largest TEK SPI: IPsec SPIs are 32 bits (RFC 4303 §2.1), so the KD carries 4 octets.
+TEK_SPI_MAX = (1 << (8 * C.KD_SPI_SIZES[C.KD_TEK])) - 1
+
+
+def _check_tek_spi(spi):
+    if isinstance(spi, bool) or not isinstance(spi, int):
+        raise TypeError("TEK SPI must be an int, got %s" % type(spi).__name__)
+    if not 0 <= spi <= TEK_SPI_MAX:
+        raise ValueError("TEK SPI %d out of range: an IPsec SPI is 32 bits (0..%d)"
+                         % (spi, TEK_SPI_MAX))
+
+
+def _check_transform(protocol_id, transform):
+    """Refuse a transform name the SA TEK could not encode, listing the valid ones."""
+    transforms = C.ESP_TRANSFORMS if protocol_id == C.TEK_PROTO_ESP else C.AH_TRANSFORMS
+    names = [entry[0] if isinstance(entry, tuple) else entry for entry in transforms.values()]
+    if transform not in names:
+        raise ValueError("unknown %s transform %r; valid names: %s" % (
+            "ESP" if protocol_id == C.TEK_PROTO_ESP else "AH", transform, ", ".join(names)))
+
+
 class GAPPolicy:
     """Group Associated Policy values (RFC 6407 §5.2, DECISIONS.md §3); None = absent."""
 
@@ -141,7 +164,8 @@ class PushPolicy:
     :param new_kek: a KEKContext to hand out (KEK rekey); its SA KEK + key packet are sent.
     :param send_kek_policy: send the SA KEK (+ KEK key packet) of the current KEK even
         without a new one (needed to carry KEK_ACK_REQUESTED).
-    :param ack_requested: KEK_ACK_REQUESTED value or None (RFC 8263, DECISIONS.md §2).
+    :param ack_requested: KEK_ACK_REQUESTED (RFC 8263, DECISIONS.md §2): a name any API
+        accepts ("REKEY_ACK_KEK_SHA256", "sha256"...), a raw int sent as is, or None.
     :param deletes: [(protocol_id, [spi bytes, ...])] DELETE payloads.
     :param server, group: SA KEK source / destination addresses (port 848).
     """
@@ -154,6 +178,10 @@ class PushPolicy:
         if send_kek_policy is None:
             send_kek_policy = new_kek is not None or ack_requested is not None
         self.send_kek_policy = send_kek_policy
+        # Names are normalised like everywhere else (crypto.ack_method_value); a raw
+        # int is sent as given, so a test can forge a value no member knows.
+        if isinstance(ack_requested, str):
+            ack_requested = crypto.ack_method_value(ack_requested)
         self.ack_requested = ack_requested
         self.kek_lifetime_s = kek_lifetime_s
         self.deletes = list(deletes)

@@ -286,3 +286,28 @@ def test_forged_ipv6_addresses_use_ipv6_id_types():
                                             teks=[TEKPolicy(1)]))))
     assert ipv4[GDOI_SAK].src_id_type == C.ID_IPV4_ADDR
     assert ipv4[GDOI_SAT].src_id_type == C.ID_IPV4_ADDR_SUBNET
+
+
+@pytest.mark.parametrize("spi", [2 ** 32, -1])
+def test_tek_spi_beyond_32_bits_is_refused(spi):
+    with pytest.raises(ValueError, match="SPI is 32 bits"):
+        TEKPolicy(spi)
+    assert TEKPolicy(2 ** 32 - 1).key_packet().spi == b"\xff" * 4
+
+
+def test_unknown_tek_transform_lists_the_valid_names():
+    with pytest.raises(ValueError, match="unknown ESP transform 'ESP_FOO'; valid names: "
+                       ".*ESP_AES-CBC.*ESP_AES-GCM-16"):
+        TEKPolicy(1, transform="ESP_FOO")
+    with pytest.raises(TypeError, match="TEK SPI must be an int"):
+        TEKPolicy("1")
+
+
+def test_push_policy_accepts_ack_method_names_like_every_other_api(signers):
+    kek = KEKContext(os.urandom(16), "aes", os.urandom(16), os.urandom(16),
+                     private_key=signers["p256"])
+    pushed = forge_push(PushPolicy(kek, 1, teks=[TEKPolicy(5)],
+                                   ack_requested="REKEY_ACK_KEK_SHA384"))
+    assert summarize(kek.decrypt(pushed)).keks[0].ack_requested == C.KEK_ACK_SHA384
+    with pytest.raises(ValueError, match="unknown ACK method 'sha-1'"):
+        PushPolicy(kek, 1, ack_requested="sha-1")
