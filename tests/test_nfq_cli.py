@@ -140,7 +140,9 @@ def test_report_reads_like_the_ios_sample(tmp_path):
     entry = lines.index("IP-D3P Error History (sampled at 10pak/min):") + 1
     assert lines[entry] == ("  03:46:40.000 UTC Tue Feb 25 2014: src=10.0.0.1; "
                             "my_time=1393300000.00; peer_time=1393299991.00;")
-    assert lines[entry + 1] == "  win=5"
+    assert lines[entry + 1] == "  win=5; cause=too old"
+    # The right-hand colons line up (the IOS sample has one off by three).
+    assert lines[3].rindex(":") == lines[4].rindex(":")
 
 
 def test_report_shows_kernel_drops_when_known():
@@ -411,3 +413,46 @@ def test_enforce_help_says_what_is_checked_and_what_the_stack_sees(capsys):
     assert "the file wins over --window-ms/--window-sec" in text
     assert "still required as the starting window" in text
     assert "(default: OUTPUT)" in help_text(capsys, "d3p", "stamp")
+
+
+# --- report: what applies to the loop that wrote the file ---------------------------
+
+def report_lines(per_queue, group=""):
+    return nfq_report.format_replay_report(nfq.summarize(per_queue, group)).splitlines()
+
+
+def test_report_of_a_stamper_shows_no_window():
+    stamper = queue_stats(0)
+    stamper["mode"] = "stamp"
+    line = [x for x in report_lines([stamper]) if x.startswith("  Window-size")][0]
+    assert "stamper" in line and "msec" not in line
+    enforcer = [x for x in report_lines([queue_stats(0)]) if x.startswith("  Window-size")][0]
+    assert enforcer.split(":")[1].strip() == "5000 msec, clock"
+
+
+def test_report_says_when_the_loop_is_not_running():
+    stopped = queue_stats(0)
+    stopped["running"] = False
+    stats = nfq.summarize([stopped], "G")
+    stats["posix_time_ms"] = 1393300000000
+    lines = nfq_report.format_replay_report(stats).splitlines()
+    assert "  Loop stopped at 03:46:40.000 UTC Tue Feb 25 2014 (not running)" in lines
+    assert not [x for x in report_lines([queue_stats(0)]) if "stopped" in x]
+
+
+@pytest.mark.parametrize("queues,title", [([3], "queue 3"), ([3, 4], "queues 3,4")])
+def test_report_without_group_names_the_queues(queues, title):
+    lines = report_lines([queue_stats(q) for q in queues])
+    assert lines[0] == "Anti-replay Information For Group %s:" % title
+    assert report_lines([queue_stats(3)], "GET")[0] == "Anti-replay Information For Group GET:"
+
+
+def test_report_history_gives_the_cause_and_no_fake_peer_time():
+    history = [record(1393300000000, "too_new"), record(1393300001000, "malformed")]
+    history[1]["peer_time_ms"] = 0  # what the loop records when no timestamp was read
+    lines = report_lines([queue_stats(0, history)])
+    start = lines.index("IP-D3P Error History (sampled at 10pak/min):") + 1
+    assert lines[start].endswith("peer_time=1393299991.00;")
+    assert lines[start + 1] == "  win=5; cause=too new"
+    assert lines[start + 2].endswith("my_time=1393300001.00; peer_time=-;")
+    assert lines[start + 3] == "  win=5; cause=malformed"
