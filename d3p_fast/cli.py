@@ -26,6 +26,12 @@ If a loop dies (verdicts the kernel will not take), the command exits 1 and leav
 the rule it added in place, so matching traffic is dropped rather than passed
 unchecked (fail closed; with --queue-bypass the rule goes as usual).
 
+--stats and --window-file are checked before anything is bound (a missing
+directory, a directory given as the file, a bad window file: exit 2).  While
+running, a stats file that cannot be written is a warning (enforcement goes
+on); if the last write at exit fails too, the exit status is 1.  A window file
+that goes away or turns bad while running is a warning; the window stays.
+
 Both end cleanly on SIGTERM/SIGINT: the iptables rule (if they added it) goes
 first, so no new packet waits on a queue about to close, then pending verdicts
 are sent and the queue is unbound, then the stats file is written a last time.
