@@ -15,8 +15,11 @@ The two may arrive in different messages (GROUPKEY-PULL message 2 holds the SA, 
 Keys file (JSON, hex strings)::
 
     {"keks": [{"spi": "...", "algorithm": "aes|3des|des", "key": "...", "iv": "...",
-               "sig_hash": "sha1 (optional)", "ack": "sha256 (optional)"}],
+               "sig_hash": "sha1 (optional)",
+               "ack": "sha256 | REKEY_ACK_KEK_SHA256 | 1 (optional)"}],
      "signing_keys": [{"spi": "...", "public_key_pem": "-----BEGIN PUBLIC KEY-----..."}]}
+
+At least one of the two lists must be present; any other name is an error.
 """
 import json
 
@@ -33,7 +36,10 @@ class KeysFileError(ValueError):
 #: Distinct encoded public keys kept parsed.
 PARSED_KEY_CACHE_SIZE = 64
 
-_ACK_BY_NAME = {name: value for value, name in crypto.ACK_HASH_NAMES.items()}
+#: The names a keys file may use, at the top level and in each entry.
+TOP_LEVEL_NAMES = ("keks", "signing_keys")
+KEK_ENTRY_NAMES = ("spi", "algorithm", "key", "iv", "sig_hash", "ack")
+SIGNING_KEY_ENTRY_NAMES = ("spi", "public_key_pem")
 
 
 #: KEKs, signing keys and SA KEK policies learnt from traffic, kept per kind (least
@@ -148,10 +154,18 @@ class KeyStore:
         """Build from the parsed keys-file JSON (every key pinned: never replaced)."""
         if not isinstance(data, dict):
             raise KeysFileError("keys file: the top level must be an object")
+        _check_names(data, TOP_LEVEL_NAMES, "keys file")
+        if not any(name in data for name in TOP_LEVEL_NAMES):
+            raise KeysFileError('keys file: it has neither "keks" nor "signing_keys", so '
+                                'it gives no key')
+        for name in TOP_LEVEL_NAMES:
+            if not isinstance(data.get(name, []), list):
+                raise KeysFileError("keys file: %s must be a list" % name)
         store = cls()
         for index, entry in enumerate(data.get("signing_keys", [])):
             where = "signing_keys[%d]" % index
             spi = _hex(entry, "spi", where, KEK_SPI_LEN)
+            _check_names(entry, SIGNING_KEY_ENTRY_NAMES, where)
             pem = entry.get("public_key_pem") if isinstance(entry, dict) else None
             if not isinstance(pem, str):
                 raise KeysFileError("%s: public_key_pem (a PEM string) is required" % where)
@@ -246,8 +260,19 @@ def _hex(entry, name, where, size=None):
     return value
 
 
+def _check_names(mapping, known, where):
+    """Refuse names the format does not define: a typo ("kek" for "keks", "ivv") would
+    otherwise drop a key silently and make every later frame look undecryptable."""
+    unknown = [name for name in mapping if name not in known]
+    if unknown:
+        raise KeysFileError("%s: unknown key%s %s (known: %s)" % (
+            where, "s" if len(unknown) > 1 else "", ", ".join(map(repr, unknown)),
+            ", ".join(known)))
+
+
 def _kek_from_entry(entry, where):
     spi = _hex(entry, "spi", where, KEK_SPI_LEN)
+    _check_names(entry, KEK_ENTRY_NAMES, where)
     key, iv = _hex(entry, "key", where), _hex(entry, "iv", where)
     algorithm = entry.get("algorithm")
     if not isinstance(algorithm, str):
@@ -257,10 +282,10 @@ def _kek_from_entry(entry, where):
     try:
         if sig_hash is not None:
             sig_hash = crypto.sig_hash_name(sig_hash)
-        if ack is not None and ack not in _ACK_BY_NAME:
-            raise crypto.GDOICryptoError("ack must be one of %s" % ", ".join(_ACK_BY_NAME))
+        # Same spellings as every API (crypto.ack_method_value): 1, "sha256",
+        # "REKEY_ACK_KEK_SHA256"...
         return KEKContext(spi, algorithm, key, iv, sig_hash=sig_hash,
-                          ack_method=_ACK_BY_NAME.get(ack))
+                          ack_method=None if ack is None else crypto.ack_method_value(ack))
     except crypto.GDOICryptoError as exc:
         raise KeysFileError("%s: %s" % (where, exc))
 

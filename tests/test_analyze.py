@@ -520,6 +520,40 @@ def test_keys_file_errors_name_the_entry(entry, message):
     assert message in str(info.value)
 
 
+KEK_ENTRY = {"spi": "00" * 16, "algorithm": "aes", "key": "00" * 16, "iv": "00" * 16}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"kek": [KEK_ENTRY]}, "keys file: unknown key 'kek' (known: keks, signing_keys)"),
+    ({"keks": [KEK_ENTRY], "signing_key": []}, "unknown key 'signing_key'"),
+    ({}, 'neither "keks" nor "signing_keys"'),
+    ({"keks": KEK_ENTRY}, "keks must be a list"),
+    ({"keks": [dict(KEK_ENTRY, ivv="00")]}, "keks[0]: unknown key 'ivv'"),
+    ({"signing_keys": [{"spi": "00" * 16, "public_key_pem": "x", "pem": "y"}]},
+     "signing_keys[0]: unknown key 'pem'"),
+    ({"keks": [dict(KEK_ENTRY, ack="sha-1")]}, "keks[0]: unknown ACK method 'sha-1'"),
+])
+def test_keys_file_with_unknown_names_is_refused(data, message):
+    with pytest.raises(KeysFileError) as info:
+        KeyStore.from_dict(data)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("spelling", ["sha384", "SHA-384", "REKEY_ACK_KEK_SHA384", 2])
+def test_keys_file_ack_accepts_every_method_spelling(spelling):
+    store = KeyStore.from_dict({"keks": [dict(KEK_ENTRY, ack=spelling)]})
+    assert store.kek(bytes(16)).ack_method == C.KEK_ACK_SHA384
+
+
+def test_keys_file_typo_is_a_cli_error_naming_the_key(tmp_path, vectors_dir):
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"kek": [KEK_ENTRY]}))
+    out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze",
+                          str(vectors_dir / "gdoid-3clients-ks.pcap"), "--keys", str(keys)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "unknown key 'kek'" in out.stderr, out.stderr
+
+
 def test_fragment_that_never_completes_is_reported(tmp_path, p256):
     from scapy.layers.inet import fragment
     kek = new_kek(signer=p256)
