@@ -11,6 +11,7 @@ but cannot be read whole (cut by the snap length, bad lengths, a fragment that n
 completes) comes out with ``error`` set instead of being dropped silently.
 """
 import ipaddress
+import logging
 import struct
 
 from scapy_gdoi import _consts as C
@@ -471,6 +472,31 @@ def iter_datagrams(path, notices=None):
         reader = RawPcapReader(str(path))
     except (OSError, Scapy_Exception, EOFError) as exc:
         raise CaptureError("cannot read capture %s: %s" % (path, exc))
+    quiet = _DropScapyTruncationWarning()
+    scapy_log = logging.getLogger(SCAPY_RUNTIME_LOGGER)
+    scapy_log.addFilter(quiet)
+    try:
+        yield from _iter_reader(reader, notices)
+    finally:
+        scapy_log.removeFilter(quiet)
+
+
+#: Scapy's runtime logger, and its warning for a record cut short (scapy.utils).
+SCAPY_RUNTIME_LOGGER = "scapy.runtime"
+SCAPY_TRUNCATION_WARNING = "Pcap: packet has been truncated"
+
+
+class _DropScapyTruncationWarning(logging.Filter):
+    """Drops Scapy's bare truncation warning while we read: the cut is reported on the
+    frame it affects ("capture file cut inside frame N ..."), with the numbers."""
+
+    def filter(self, record):
+        return record.getMessage() != SCAPY_TRUNCATION_WARNING
+
+
+def _iter_reader(reader, notices):
+    from scapy.error import Scapy_Exception
+    from scapy.utils import RawPcapNgReader
     reassembler = _Reassembler()
     frame = 0
     default_linktype = getattr(reader, "linktype", LINKTYPE_ETHERNET)

@@ -489,6 +489,22 @@ def test_truncated_capture_file_ends_with_an_error(tmp_path, p256):
             % (frame_len, frame_len - 30)) in reports[1]["error"]
 
 
+def test_cut_capture_reports_once_without_scapys_bare_warning(tmp_path, p256):
+    import logging
+    kek = new_kek(signer=p256)
+    path = write_pcap(tmp_path / "cut.pcap", [udp848(push(kek, s)) for s in (1, 2)])
+    path.write_bytes(path.read_bytes()[:-30])
+    out = subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    assert "capture file cut inside frame 2" in out.stdout
+    assert "packet has been truncated" not in out.stderr + out.stdout
+    # The filter is only in place while reading: Scapy's logger is left as found.
+    before = list(logging.getLogger("scapy.runtime").filters)
+    run(path)
+    assert logging.getLogger("scapy.runtime").filters == before
+
+
 def test_unreadable_capture_and_keys_file_are_clear_cli_errors(tmp_path, vectors_dir):
     not_a_capture = tmp_path / "x.pcap"
     not_a_capture.write_bytes(b"hello world, not a pcap")
