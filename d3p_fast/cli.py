@@ -135,9 +135,10 @@ reaches the check and passes unchecked.  Use --match to queue more (e.g.
 "-d 239.1.1.1"): then a queued packet without a D3P header counts as malformed.
 
 Without --strip, accepted packets keep their D3P header (protocol %(proto)d):
-unless something else consumes them (a raw socket, an XFRM policy ...), the
-host's stack answers them with ICMP "protocol unreachable".  With --strip the
-header goes and the stack sees the original packet.
+unless something else consumes them (e.g. a program reading a raw socket of
+that protocol), the host's stack answers them with ICMP "protocol
+unreachable".  With --strip the header goes and the stack sees the original
+packet.
 """ % {"proto": _consts.D3P_IP_PROTO}
 
 
@@ -169,7 +170,7 @@ def _add_enforce(d3p_commands):
                    help="take GSO packets unsegmented (NFQA_CFG_F_GSO)")
     p.add_argument("--no-verify", action="store_true",
                    help="accept everything without looking (benchmark baseline)")
-    _common(p, "INPUT", "-p PROTO: D3P packets only")
+    _common(p, "INPUT", "-p PROTO")
     p.set_defaults(func=enforce)
 
 
