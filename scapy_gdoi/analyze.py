@@ -110,6 +110,8 @@ class Analyzer:
         # spi -> {seq -> frame of the rekey}; (spi, seq, member) of the ACKs seen.
         self.rekeys = BoundedLRU(MAX_KEKS_REMEMBERED_FOR_ACKS)
         self.acked = BoundedLRU(MAX_REMEMBERED_ACKS)
+        # spi -> (frame, why) of KEKs announced by rekeys that could not teach them.
+        self.unlearnt = BoundedLRU(MAX_TRACKED_KEKS)
         self.counts = collections.Counter()
 
     # -- entry point -------------------------------------------------------------------
@@ -227,30 +229,30 @@ class Analyzer:
                                "encrypted): nothing learnt from it, SEQ not tracked")
         elif kek is None:
             report["signature"] = rekey.SIG_UNVERIFIED
-            report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
+            report["error"] = "cannot decrypt: " + self._no_kek_reason(spi)
             return
         else:
             plain = kek.decrypt_bytes(message)
             problem = rekey.plaintext_problem(plain, kek.cipher.block_size)
             if problem:
-                report["signature"] = rekey.SIG_INVALID
-                report["error"] = ("cannot decrypt with the KEK of SPI %s: %s (wrong KEK or "
-                                   "altered ciphertext)" % (spi.hex(), problem))
+                self._undecryptable(report, spi, plain, problem)
                 return
             report["decrypted"] = True
         summary = self._plaintext_summary(report, plain)
         if report["kek"] is None and kek is not None:
             report["kek"] = _kek_context_report(kek)
         self._check_signature(report, kek, plain, summary)
+        # Only a rekey whose origin is proven (encrypted under a KEK and validly signed,
+        # RFC 6407 §4.7) moves the SEQ baseline or teaches keys; others are compared
+        # against the authenticated baseline without changing it.
+        trusted = header.encrypted and report["signature"] == rekey.SIG_VALID
+        if not trusted:
+            self._remember_unlearnt(report, summary, header.encrypted)
         if summary.seq is None:
             _add_error(report, "GROUPKEY-PUSH without a SEQ payload")
             return
         if report["signature"] == rekey.SIG_INVALID:
             return
-        # Only a rekey whose origin is proven (encrypted under a KEK and validly signed,
-        # RFC 6407 §4.7) moves the SEQ baseline or teaches keys; others are compared
-        # against the authenticated baseline without changing it.
-        trusted = header.encrypted and report["signature"] == rekey.SIG_VALID
         status, missing = self.seqs.check(spi, summary.seq, advance=trusted)
         report["seq_status"] = status
         if missing:
@@ -262,6 +264,46 @@ class Analyzer:
         if trusted:
             learned = self.keys.learn(summary, via_spi=spi)
             report["learned_keks"] = [s.hex() for s in learned] or None
+
+    def _undecryptable(self, report, spi, plain, problem):
+        """A rekey whose plaintext is broken: "invalid" only when the first block shows
+        the KEK was right (so the ciphertext was altered); otherwise nothing was checked
+        and the signature stays "unverified" (a wrong KEK looks exactly like that)."""
+        from scapy_gdoi import rekey
+        if rekey.right_kek_evident(plain):
+            report["signature"] = rekey.SIG_INVALID
+            report["error"] = ("altered ciphertext: the KEK of SPI %s decrypts the first "
+                               "block cleanly, but %s" % (spi.hex(), problem))
+        else:
+            report["signature"] = rekey.SIG_UNVERIFIED
+            report["error"] = ("cannot decrypt with the KEK of SPI %s: %s (wrong KEK, or "
+                               "the first block altered)" % (spi.hex(), problem))
+
+    def _remember_unlearnt(self, report, summary, encrypted):
+        """Remember KEKs this untrusted rekey announced but did not teach, so a later
+        "no KEK known" error can say why (the learning rule itself stays)."""
+        if not summary.kek_keys:
+            return
+        if not encrypted:
+            why = "it was sent without the E flag"
+        elif report["signature"] == "invalid":
+            why = "its signature is invalid"
+        else:
+            why = ("keys are only learnt from rekeys whose signature verifies, and no "
+                   "signing key was known to verify it; add a signing key "
+                   "(\"signing_keys\" in the keys file)")
+        for key_info in summary.kek_keys:
+            if self.keys.kek(key_info.spi) is None:
+                self.unlearnt[key_info.spi] = (report["frame"], why)
+
+    def _no_kek_reason(self, spi):
+        """"no KEK known for SPI ..." plus, when a rekey announced that KEK but could
+        not teach it, which rekey and why."""
+        text = "no KEK known for SPI %s" % spi.hex()
+        announced = self.unlearnt.touch(spi)
+        if announced is not None:
+            text += ": rekey #%s announced it, but it was not learnt: %s" % announced
+        return text
 
     def _check_signature(self, report, kek, plain, summary):
         from scapy_gdoi import crypto, rekey
@@ -312,7 +354,7 @@ class Analyzer:
                 "ACK HASH does not verify with the KEK of SPI %s" % info.spi.hex())
             return
         if verdict == ack.HASH_UNVERIFIED:
-            report["ack"]["reason"] = "no KEK known for SPI %s" % info.spi.hex()
+            report["ack"]["reason"] = self._no_kek_reason(info.spi)
         report["ack"]["rekey_frame"] = self._match(report, info.spi, info.seq, info.member)
 
     def _cisco_ack(self, report, header, message):
@@ -325,8 +367,8 @@ class Analyzer:
         report["ack"] = {"seq": None, "id": None, "hash": ack.HASH_UNVERIFIED,
                          "rekey_frame": None, "reason": None}
         if kek is None and header.encrypted:
-            report["ack"]["reason"] = "no KEK known for SPI %s" % spi.hex()
-            report["error"] = "cannot decrypt: no KEK known for SPI %s" % spi.hex()
+            report["ack"]["reason"] = self._no_kek_reason(spi)
+            report["error"] = "cannot decrypt: " + report["ack"]["reason"]
             return
         try:
             seq, id_type, id_data = ack.open_cisco_ack(message, kek)

@@ -286,3 +286,32 @@ def plaintext_problem(plain, block_size=MAX_KEK_BLOCK_SIZE):
         return ("plaintext has %d octets of non-padding after the last payload (the "
                 "padding is under one %d-octet block)" % (len(trailer), block_size))
     return None
+
+
+def right_kek_evident(plain):
+    """Whether broken plaintext still shows that the KEK was right (so the ciphertext
+    was altered), judged from the first payload's generic header alone.
+
+    In CBC a wrong key garbles every block, while an altered ciphertext block garbles
+    only that block and flips bits in the next (facts §4.4: CBC, static IV). The first
+    payload header (RFC 2408 §3.2: Next Payload, RESERVED = 0, Length) sits in the first
+    block; when it is well formed (a known Next Payload, a zero RESERVED, a Length that
+    fits, 8 for the SEQ a PUSH starts with, RFC 6407 §5.7) noise would match it with a
+    probability below 1e-5, so the key decrypted it. Otherwise nothing tells a wrong KEK
+    from an alteration of the first block: False.
+    """
+    from scapy_gdoi.ack import SEQ_PAYLOAD_LEN
+    try:
+        header = wire.Header(plain)
+    except wire.WireError:
+        return False
+    body = plain[wire.HEADER_LEN:]
+    if len(body) < wire.GENERIC_PAYLOAD_HEADER_LEN:
+        return False
+    next_type, reserved = body[0], body[1]
+    length = int.from_bytes(body[wire.PAYLOAD_LENGTH_OFFSET:wire.PAYLOAD_LENGTH_OFFSET + 2],
+                            "big")
+    if header.next_payload == C.PT_SEQ and length != SEQ_PAYLOAD_LEN:
+        return False
+    return (reserved == 0 and (next_type == C.PT_NONE or next_type in C.GDOI_PAYLOAD_TYPES)
+            and wire.GENERIC_PAYLOAD_HEADER_LEN <= length <= len(body))

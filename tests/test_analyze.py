@@ -203,6 +203,70 @@ def test_wrong_kek_is_cannot_decrypt_and_the_analysis_goes_on(tmp_path, p256):
     assert reports[1]["decrypted"] and reports[1]["signature"] == "valid"
 
 
+@pytest.mark.parametrize("with_signing_key", [False, True])
+def test_wrong_kek_leaves_the_signature_unverified(tmp_path, p256, with_signing_key):
+    """A wrong KEK never gets to the signature: it was not checked, so not "invalid"."""
+    kek = new_kek(signer=p256)
+    wrong = KEKContext(kek.spi, "aes", os.urandom(16), kek.iv,
+                       public_key=p256.public_key() if with_signing_key else None)
+    store = KeyStore()
+    store.add_kek(wrong)
+    reports = run(write_pcap(tmp_path / "wrong.pcap", [udp848(push(kek, 1))]), store)
+    assert reports[0]["decrypted"] is False
+    assert reports[0]["signature"] == "unverified"
+    assert reports[0]["error"].startswith("cannot decrypt with the KEK of SPI %s"
+                                          % kek.spi.hex())
+
+
+@pytest.mark.parametrize("with_signing_key", [False, True])
+def test_altered_ciphertext_after_a_clean_first_block_is_invalid(tmp_path, p256,
+                                                                   with_signing_key):
+    kek = new_kek(signer=p256)
+    sent = push(kek, 1)
+    plain = kek.decrypt_bytes(sent)
+    kd_offset = next(offset for ptype, offset, _ in
+                     wire.iter_payloads(wire.Header(plain).next_payload, plain[28:])
+                     if ptype == C.PT_KD)
+    # CBC: flipping a bit of ciphertext block k-1 flips the same bit of plaintext block
+    # k (and garbles block k-1, here inside the SA): the KD Length becomes too large,
+    # while the first block still decrypts to the SEQ payload.
+    altered = bytearray(sent)
+    altered[28 + kd_offset + wire.PAYLOAD_LENGTH_OFFSET - 16] ^= 0x80
+    assert kd_offset + wire.PAYLOAD_LENGTH_OFFSET - 16 >= 16
+    store = keystore_for(kek) if with_signing_key else KeyStore()
+    if not with_signing_key:
+        store.add_kek(KEKContext(kek.spi, "aes", kek.key, kek.iv))
+    reports = run(write_pcap(tmp_path / "alt.pcap", [udp848(bytes(altered))]), store)
+    assert reports[0]["decrypted"] is False and reports[0]["signature"] == "invalid"
+    assert reports[0]["error"].startswith("altered ciphertext: the KEK of SPI")
+    # The first block altered cannot be told from a wrong KEK: unverified.
+    first = bytearray(push(kek, 2))
+    first[28] ^= 0x40
+    report = run(write_pcap(tmp_path / "alt1.pcap", [udp848(bytes(first))]), store)[0]
+    assert report["signature"] == "unverified" and "cannot decrypt" in report["error"]
+
+
+def test_kek_not_learnt_without_a_signing_key_says_why(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    successor = new_kek(signer=p256, ack_method=C.KEK_ACK_SHA256)
+    member_ack = ack.build_ack(push(successor, 1, ack_requested=C.KEK_ACK_SHA256),
+                               MEMBER, successor)
+    frames = [udp848(push(kek, 1, new_kek=successor)), udp848(push(successor, 1)),
+              udp848(bytes(member_ack), src=MEMBER, dst=KS)]
+    unsigned = KeyStore()
+    unsigned.add_kek(KEKContext(kek.spi, "aes", kek.key, kek.iv))
+    reports = run(write_pcap(tmp_path / "roll.pcap", frames), unsigned)
+    assert reports[0]["signature"] == "unverified" and reports[0]["learned_keks"] is None
+    why = ("no KEK known for SPI %s: rekey #1 announced it, but it was not learnt: keys "
+           "are only learnt from rekeys whose signature verifies" % successor.spi.hex())
+    assert why in reports[1]["error"] and "add a signing key" in reports[1]["error"]
+    assert why in reports[2]["ack"]["reason"]
+    # With the signing key the same capture teaches the new KEK (the rule is unchanged).
+    reports = run(write_pcap(tmp_path / "roll2.pcap", frames), keystore_for(kek))
+    assert reports[0]["learned_keks"] == [successor.spi.hex()]
+    assert reports[1]["signature"] == "valid" and reports[2]["ack"]["hash"] == "valid"
+
+
 def test_new_kek_from_a_rekey_is_used_for_the_next_one(tmp_path, p256):
     kek = new_kek(signer=p256)
     successor = new_kek("aes", 32, p256)
