@@ -199,7 +199,7 @@ def test_stamp_inserts_a_header_after_the_ip_header():
     recomputed = stamped.copy()
     del recomputed.chksum
     assert IP(raw(recomputed)).chksum == stamped.chksum  # the checksum covers the new header
-    v6 = IPv6(raw(d3p_stamp(IPv6(src="2001:db8::1") / UDP(dport=9) / b"x", now_ms=NOW)))
+    v6 = IPv6(raw(d3p_stamp(IPv6(src="2001:db8::1") / UDP(sport=7, dport=9) / b"x", now_ms=NOW)))
     assert v6.nh == _consts.D3P_IP_PROTO and v6.plen == 12 + 9 and v6[D3P].nh == 17
     assert v6[UDP].dport == 9
     assert plain.proto == socket.IPPROTO_UDP and D3P not in plain  # the original is untouched
