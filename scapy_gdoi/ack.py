@@ -34,8 +34,8 @@ SEQ_PAYLOAD_LEN, SEQ_VALUE_OFFSET = 8, 4
 ID_TYPE_OFFSET, ID_PAYLOAD_MIN_LEN = 4, 8
 
 #: ACK HASH length -> hash, used only when the KEK_ACK_REQUESTED value was not seen.
-_ACK_HASH_BY_LENGTH = {hashlib.new(name).digest_size: value
-                       for value, name in crypto.ACK_HASH_NAMES.items()}
+ACK_METHOD_BY_HASH_LENGTH = {hashlib.new(name).digest_size: value
+                             for value, name in crypto.ACK_HASH_NAMES.items()}
 
 
 class AckFormatError(ValueError):
@@ -267,7 +267,7 @@ def verify_ack(ack, kek, method=None):
         return False
     method = method if method is not None else kek.ack_method
     if method is None:
-        method = _ACK_HASH_BY_LENGTH.get(len(info.hash))
+        method = ACK_METHOD_BY_HASH_LENGTH.get(len(info.hash))
         if method is None:
             return False
     expected = crypto.ack_hash(kek.key, kek.spi, method, info.seq_bytes, info.id_bytes)

@@ -27,10 +27,16 @@ bounded (MAX_* constants below, keys.MAX_LEARNED_KEKS), so memory stays constant
 however many KEK SPIs, rekeys or members a capture holds.
 
 Each report is a dict (see :data:`FIELDS`); problems with one frame go in its
-``error`` field and the analysis carries on.
+``error`` field (``warning`` for oddities that do not stop the analysis of the frame,
+such as octets after the ISAKMP Length) and the analysis carries on.
 """
 import collections
+import contextlib
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 import sys
 
 from scapy_gdoi import _consts as C
@@ -38,7 +44,7 @@ from scapy_gdoi import _consts as C
 #: Every report has these keys (None when they do not apply).
 FIELDS = ("frame", "time", "src", "dst", "kind", "exchange", "kek_spi", "seq",
           "seq_status", "encrypted", "decrypted", "signature", "sig_hash", "gap", "kek", "teks",
-          "deletes", "learned_keks", "ack", "error")
+          "deletes", "learned_keks", "ack", "warning", "error")
 
 KIND_PHASE1, KIND_PULL, KIND_REKEY = "phase1", "pull", "rekey"
 KIND_ACK, KIND_CISCO_ACK, KIND_OTHER = "ack", "cisco-ack", "other"
@@ -112,6 +118,8 @@ class Analyzer:
         self.acked = BoundedLRU(MAX_REMEMBERED_ACKS)
         # spi -> (frame, why) of KEKs announced by rekeys that could not teach them.
         self.unlearnt = BoundedLRU(MAX_TRACKED_KEKS)
+        # spi -> KEK_ACK_REQUESTED of the last decrypted rekey's SA KEK (RFC 8263).
+        self.requested_acks = BoundedLRU(MAX_TRACKED_KEKS)
         self.counts = collections.Counter()
 
     # -- entry point -------------------------------------------------------------------
@@ -143,6 +151,8 @@ class Analyzer:
         self.counts[report["kind"]] += 1
         if report["error"]:
             self.counts["errors"] += 1
+        if report["warning"]:
+            self.counts["warnings"] += 1
         if report["signature"]:
             self.counts["signature " + report["signature"]] += 1
         if report["seq_status"] in (SEQ_REPLAY, SEQ_GAP):
@@ -167,6 +177,11 @@ class Analyzer:
         if header.length > len(message):
             raise wire.WireError("truncated message: header Length %d, %d octets received"
                                  % (header.length, len(message)))
+        if header.length >= wire.HEADER_LEN and len(message) > header.length:
+            # RFC 2408 §3.1: Length is the whole message; anything after it is not
+            # part of the message (analysed without it), but worth seeing.
+            _add_warning(report, "%d octet(s) after the ISAKMP Length %d ignored" % (
+                len(message) - header.length, header.length))
         message = message[:max(header.length, wire.HEADER_LEN)]
         if kind == KIND_OTHER:
             report["error"] = "not a GDOI exchange (exchange type %d)" % header.exch_type
@@ -239,6 +254,8 @@ class Analyzer:
                 return
             report["decrypted"] = True
         summary = self._plaintext_summary(report, plain)
+        if report["decrypted"]:
+            self._remember_requested_ack(spi, summary)
         if report["kek"] is None and kek is not None:
             report["kek"] = _kek_context_report(kek)
         self._check_signature(report, kek, plain, summary)
@@ -264,6 +281,15 @@ class Analyzer:
         if trusted:
             learned = self.keys.learn(summary, via_spi=spi)
             report["learned_keks"] = [s.hex() for s in learned] or None
+
+    def _remember_requested_ack(self, spi, summary):
+        """The ACK method this KEK's rekeys ask for, to judge the ACKs that answer them
+        (the SA KEK of this SPI first, else the one a KEK roll describes)."""
+        own = [p.ack_requested for p in summary.keks if p.spi == spi]
+        others = [p.ack_requested for p in summary.keks if p.ack_requested is not None]
+        requested = (own or others or [None])[0]
+        if requested is not None:
+            self.requested_acks[spi] = requested
 
     def _undecryptable(self, report, spi, plain, problem):
         """A rekey whose plaintext is broken: "invalid" only when the first block shows
@@ -346,12 +372,14 @@ class Analyzer:
         info = ack.parse_ack(message)
         report["seq"] = info.seq
         kek = self.keys.kek(info.spi)
-        verdict = ack.check_ack(info, kek)
+        requested = self.requested_acks.touch(info.spi)
+        if requested is None and kek is not None:
+            requested = kek.ack_method
+        verdict = _ack_verdict(info, kek, requested)
         report["ack"] = {"seq": info.seq, "id": info.member, "hash": verdict,
                          "rekey_frame": None, "reason": None}
         if verdict == ack.HASH_INVALID:
-            report["error"] = report["ack"]["reason"] = (
-                "ACK HASH does not verify with the KEK of SPI %s" % info.spi.hex())
+            report["error"] = report["ack"]["reason"] = _ack_failure(info, requested)
             return
         if verdict == ack.HASH_UNVERIFIED:
             report["ack"]["reason"] = self._no_kek_reason(info.spi)
@@ -382,6 +410,40 @@ class Analyzer:
         report["seq"] = seq
         report["ack"].update(seq=seq, id=member, reason=ack.CISCO_ACK_UNVERIFIED_REASON)
         report["ack"]["rekey_frame"] = self._match(report, spi, seq, member)
+
+
+def _ack_verdict(info, kek, requested):
+    """The ACK HASH verdict under the requested method (unknown values: by length)."""
+    from scapy_gdoi import ack, crypto
+    try:
+        method = None if requested is None else crypto.ack_method_value(requested)
+    except crypto.GDOICryptoError:
+        method = None
+    return ack.check_ack(info, kek, method)
+
+
+def _ack_failure(info, requested):
+    """Why an ACK HASH failed: the method differs from the rekey's request, or the
+    HASH is wrong (RFC 8263: the HASH uses the method KEK_ACK_REQUESTED names)."""
+    from scapy_gdoi import ack, crypto
+    text = "ACK HASH does not verify with the KEK of SPI %s" % info.spi.hex()
+    try:
+        requested = crypto.ack_method_value(requested)
+    except crypto.GDOICryptoError:
+        return text
+    expected = hashlib.new(crypto.ACK_HASH_NAMES[requested]).digest_size
+    if len(info.hash) == expected:
+        return text
+    used = ack.ACK_METHOD_BY_HASH_LENGTH.get(len(info.hash))
+    used_text = ("ACK uses %s" % crypto.ack_method_label(used) if used is not None
+                 else "ACK HASH is %d octets" % len(info.hash))
+    return "%s but the rekey requested %s (KEK_ACK_REQUESTED %d, %d-octet HASH)" % (
+        used_text, crypto.ack_method_label(requested), requested, expected)
+
+
+def _add_warning(report, message):
+    report["warning"] = message if not report["warning"] else (
+        report["warning"] + "; " + message)
 
 
 def _add_error(report, message):
@@ -488,22 +550,21 @@ def format_report(report):
             " (%s)" % report["sig_hash"] if report["sig_hash"] else ""))
     if report["ack"]:
         a = report["ack"]
-        parts.append("from %s hash %s -> %s" % (
-            a["id"], a["hash"], "rekey #%s" % a["rekey_frame"] if a["rekey_frame"]
-            else "no matching rekey"))
+        parts.append("%shash %s -> %s" % (
+            "from %s " % a["id"] if a["id"] is not None else "", a["hash"],
+            "rekey #%s" % a["rekey_frame"] if a["rekey_frame"] else "no matching rekey"))
     lines = ["  ".join(str(p) for p in parts)]
     details = []
     if report["kek"]:
-        k = report["kek"]
-        details.append("KEK %s %s-%s ack=%s" % (k["spi"], k["algorithm"], k["key_bits"],
-                                                k["ack_requested"]))
+        details.append(_kek_text(report["kek"]))
     if report["gap"]:
         details.append("GAP " + " ".join("%s=%s" % kv for kv in report["gap"].items()
                                          if kv[1] is not None))
     if report["teks"]:
-        details.append("TEKs " + ", ".join("%s/%s/%s" % (t["spi"], t["protocol"],
-                                                         t["transform"])
-                                           for t in report["teks"]))
+        details.append("TEKs " + ", ".join("/".join(
+            "?" if t[name] is None else str(t[name]) for name in ("spi", "protocol",
+                                                                   "transform"))
+            for t in report["teks"]))
     if report["deletes"]:
         details.append("DELETE " + ", ".join(",".join(d["spis"]) for d in report["deletes"]))
     if report["learned_keks"]:
@@ -511,16 +572,38 @@ def format_report(report):
     if report["ack"] and report["ack"].get("reason") and not report["error"]:
         details.append("ACK %s: %s" % (report["ack"]["hash"], report["ack"]["reason"]))
     lines.extend("         " + d for d in details)
+    if report["warning"]:
+        lines.append("         warning: " + report["warning"])
     if report["error"]:
         lines.append("         error: " + report["error"])
     return "\n".join(lines)
 
 
+def _kek_text(kek):
+    """"KEK <spi> aes-128 ack=REKEY_ACK_KEK_SHA256", leaving out what is unknown (text
+    output shows no Python None)."""
+    cipher = kek["algorithm"] or "unknown-cipher"
+    if kek["key_bits"] is not None:
+        cipher += "-%s" % kek["key_bits"]
+    text = "KEK %s %s" % (kek["spi"], cipher)
+    if kek["ack_requested"] is not None:
+        text += " ack=%s" % kek["ack_requested"]
+    return text
+
+
+#: Count labels whose singular differs from "<n> <label>" (the error counter).
+_SINGULAR = {"errors": "error", "warnings": "warning"}
+
+
+def _count_text(value, label):
+    return "%d %s" % (value, _SINGULAR.get(label, label) if value == 1 else label)
+
+
 def format_counts(counts):
     """The closing summary of a text report."""
     order = [KIND_PHASE1, KIND_PULL, KIND_REKEY, KIND_ACK, KIND_CISCO_ACK, KIND_OTHER]
-    line = ", ".join("%d %s" % (counts[k], k) for k in order if counts[k])
-    extra = ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())
+    line = ", ".join(_count_text(counts[k], k) for k in order if counts[k])
+    extra = ", ".join(_count_text(v, k) for k, v in sorted(counts.items())
                       if k not in order and v)
     return "Summary: " + (line or "no GDOI messages") + ("; " + extra if extra else "")
 
@@ -530,6 +613,25 @@ def _json_value(value):
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
     raise TypeError("not JSON serialisable: %r" % (value,))
+
+
+#: The capture argument that means "read standard input".
+STDIN_CAPTURE = "-"
+
+
+@contextlib.contextmanager
+def _capture_path(capture):
+    """(path, name for messages) of the capture; "-" spools standard input to a
+    temporary file first (the reader needs to seek to tell a cut record from the end,
+    and a pipe cannot seek). The copy is streamed: memory stays constant."""
+    if capture != STDIN_CAPTURE:
+        yield capture, capture
+        return
+    with tempfile.TemporaryDirectory(prefix="gdoi-analyze-") as directory:
+        path = os.path.join(directory, "stdin.pcap")
+        with open(path, "wb") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+        yield path, "<stdin>"
 
 
 def _run(args):
@@ -547,15 +649,16 @@ def _run(args):
         print("gdoi analyze: warning: %s" % text, file=sys.stderr)
 
     notices = CaptureNotices(on_notice=warn)
-    try:
-        for report in analyze_capture(args.capture, keystore, notices):
-            if args.json:
-                out.write(json.dumps(report, default=_json_value) + "\n")
-            else:
-                out.write(format_report(report) + "\n")
-    except CaptureError as exc:
-        print("gdoi analyze: %s" % exc, file=sys.stderr)
-        return 2
+    with _capture_path(args.capture) as (path, name):
+        try:
+            for report in analyze_capture(path, keystore, notices):
+                if args.json:
+                    out.write(json.dumps(report, default=_json_value) + "\n")
+                else:
+                    out.write(format_report(report) + "\n")
+        except CaptureError as exc:
+            print("gdoi analyze: %s" % str(exc).replace(path, name), file=sys.stderr)
+            return 2
     if not args.json:
         out.write(format_counts(analyze_capture.last_counts) + "\n")
         if notices.messages:
@@ -570,7 +673,9 @@ def register(commands, show_commands):
         description="Read a pcap/pcapng capture (streamed, any size), find GDOI on UDP "
                     "848, decrypt and verify what the keys allow, track rekey sequence "
                     "numbers and match ACKs to rekeys.")
-    parser.add_argument("capture", help="pcap or pcapng file")
+    parser.add_argument("capture", help='pcap or pcapng file; "-" reads it from standard '
+                                        'input (e.g. tcpdump -w - ... | gdoi analyze -; '
+                                        'spooled to a temporary file first)')
     parser.add_argument("--keys", metavar="KEYS.json",
                         help='keys file: {"keks": [{"spi", "algorithm", "key", "iv"}], '
                              '"signing_keys": [{"spi", "public_key_pem"}]} (hex strings)')

@@ -569,6 +569,80 @@ def test_cut_capture_reports_once_without_scapys_bare_warning(tmp_path, p256):
     assert logging.getLogger("scapy.runtime").filters == before
 
 
+def _cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "scapy_gdoi.cli", "analyze", *args],
+                          capture_output=True, timeout=120, input=stdin)
+
+
+def test_text_output_shows_no_python_reprs(tmp_path, p256):
+    """Unknown values are left out of the text, never printed as None."""
+    kek = new_kek(signer=p256)
+    successor = new_kek(signer=p256)
+    cisco = ack.build_cisco_ack(kek, 1, MEMBER)
+    broken_cisco = bytes(cisco)[:-16] + bytes(16)  # last block altered: not SEQ + ID
+    frames = [udp848(push(kek, 1, new_kek=successor)),  # SA KEK without KEK_ACK_REQUESTED
+              udp848(broken_cisco, src=MEMBER, dst=KS)]
+    path = write_pcap(tmp_path / "text.pcap", frames)
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keks": [{"spi": kek.spi.hex(), "algorithm": "aes",
+                                          "key": kek.key.hex(), "iv": kek.iv.hex()}]}))
+    out = _cli(str(path), "--keys", str(keys))
+    text = out.stdout.decode()
+    assert out.returncode == 0, out.stderr
+    assert "KEK %s aes-128\n" % successor.spi.hex() in text  # no "ack=None"
+    assert "None" not in text
+    assert "cisco-ack" in text and "hash invalid" in text
+    assert text.splitlines()[-1].endswith("1 error, 1 signature unverified")
+
+
+def test_octets_after_the_isakmp_length_are_a_warning(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    frames = [udp848(push(kek, 1) + b"\xde\xad\xbe"), udp848(push(kek, 2))]
+    reports = run(write_pcap(tmp_path / "trail.pcap", frames), keystore_for(kek))
+    length = len(push(kek, 1))
+    assert reports[0]["warning"] == "3 octet(s) after the ISAKMP Length %d ignored" % length
+    assert reports[0]["signature"] == "valid" and reports[0]["error"] is None
+    assert reports[1]["warning"] is None
+    text = _cli(str(tmp_path / "trail.pcap")).stdout.decode()
+    assert "warning: 3 octet(s) after the ISAKMP Length" in text and "1 warning" in text
+
+
+def test_ack_with_another_method_than_requested_says_so(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    rekey = push(kek, 1, ack_requested=C.KEK_ACK_SHA256)
+    # A member that used SHA-384 anyway (build_ack would refuse: made by hand).
+    wrong_method = ack.build_ack_for(kek.spi, 1, MEMBER, kek.key, C.KEK_ACK_SHA384)
+    right = ack.build_ack(rekey, "10.0.0.6", kek)
+    forged = bytearray(bytes(right))
+    forged[40] ^= 1  # a HASH octet: right length, wrong value
+    frames = [udp848(rekey), udp848(bytes(wrong_method), src=MEMBER, dst=KS),
+              udp848(bytes(right), src="10.0.0.6", dst=KS),
+              udp848(bytes(forged), src="10.0.0.6", dst=KS)]
+    reports = run(write_pcap(tmp_path / "method.pcap", frames), keystore_for(kek))
+    assert reports[1]["ack"]["hash"] == "invalid"
+    assert reports[1]["error"] == ("ACK uses SHA-384 but the rekey requested SHA-256 "
+                                   "(KEK_ACK_REQUESTED 1, 32-octet HASH)")
+    assert reports[2]["ack"]["hash"] == "valid"
+    assert reports[3]["error"] == ("ACK HASH does not verify with the KEK of SPI %s"
+                                   % kek.spi.hex())
+
+
+def test_capture_from_standard_input(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    path = write_pcap(tmp_path / "in.pcap", [udp848(push(kek, s)) for s in (1, 2)])
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keks": [{"spi": kek.spi.hex(), "algorithm": "aes",
+                                          "key": kek.key.hex(), "iv": kek.iv.hex()}]}))
+    from_file = _cli(str(path), "--keys", str(keys), "--json")
+    from_stdin = _cli("-", "--keys", str(keys), "--json", stdin=path.read_bytes())
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout
+    assert [json.loads(line)["seq"] for line in from_stdin.stdout.splitlines()] == [1, 2]
+    bad = _cli("-", stdin=b"not a capture")
+    assert bad.returncode == 2 and b"cannot read capture <stdin>" in bad.stderr
+    assert b'"-" reads it from standard input' in _cli("--help").stdout
+
+
 def test_unreadable_capture_and_keys_file_are_clear_cli_errors(tmp_path, vectors_dir):
     not_a_capture = tmp_path / "x.pcap"
     not_a_capture.write_bytes(b"hello world, not a pcap")
