@@ -167,9 +167,12 @@ def _choose_ack_method(method, kek, requested):
         try:
             requested = crypto.ack_method_value(requested)
         except crypto.GDOICryptoError:
-            raise crypto.GDOICryptoError(
-                "the rekey requests ACK method %r (KEK_ACK_REQUESTED), which is not one "
-                "this library knows" % (requested,))
+            if method is None:
+                raise crypto.GDOICryptoError(
+                    "the rekey requests ACK method %r (KEK_ACK_REQUESTED), which is not "
+                    "one this library knows; pass method= to answer it anyway"
+                    % (requested,))
+            requested = None  # the caller decides what an unknown request means
     if method is not None:
         method = crypto.ack_method_value(method)
         if requested is not None and method != requested:

@@ -381,6 +381,11 @@ class Analyzer:
         if verdict == ack.HASH_INVALID:
             report["error"] = report["ack"]["reason"] = _ack_failure(info, requested)
             return
+        if requested is not None and _ack_method_or_none(requested) is None:
+            report["ack"]["reason"] = (
+                "the rekey requested KEK_ACK_REQUESTED %s, a method this analyser does "
+                "not know: the HASH was checked with the method its length names"
+                % (requested,))
         if verdict == ack.HASH_UNVERIFIED:
             report["ack"]["reason"] = self._no_kek_reason(info.spi)
         report["ack"]["rekey_frame"] = self._match(report, info.spi, info.seq, info.member)
@@ -412,14 +417,18 @@ class Analyzer:
         report["ack"]["rekey_frame"] = self._match(report, spi, seq, member)
 
 
+def _ack_method_or_none(requested):
+    from scapy_gdoi import crypto
+    try:
+        return None if requested is None else crypto.ack_method_value(requested)
+    except crypto.GDOICryptoError:
+        return None
+
+
 def _ack_verdict(info, kek, requested):
     """The ACK HASH verdict under the requested method (unknown values: by length)."""
-    from scapy_gdoi import ack, crypto
-    try:
-        method = None if requested is None else crypto.ack_method_value(requested)
-    except crypto.GDOICryptoError:
-        method = None
-    return ack.check_ack(info, kek, method)
+    from scapy_gdoi import ack
+    return ack.check_ack(info, kek, _ack_method_or_none(requested))
 
 
 def _ack_failure(info, requested):
@@ -427,9 +436,8 @@ def _ack_failure(info, requested):
     HASH is wrong (RFC 8263: the HASH uses the method KEK_ACK_REQUESTED names)."""
     from scapy_gdoi import ack, crypto
     text = "ACK HASH does not verify with the KEK of SPI %s" % info.spi.hex()
-    try:
-        requested = crypto.ack_method_value(requested)
-    except crypto.GDOICryptoError:
+    requested = _ack_method_or_none(requested)
+    if requested is None:
         return text
     expected = hashlib.new(crypto.ACK_HASH_NAMES[requested]).digest_size
     if len(info.hash) == expected:

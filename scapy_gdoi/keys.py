@@ -244,7 +244,17 @@ def _apply_policy(context, policy, fill_only=False):
     if policy.sig_hash and not (fill_only and context.sig_hash is not None):
         context.sig_hash = policy.sig_hash
     if not (fill_only and context.ack_method is not None):
-        context.ack_method = policy.ack_requested
+        context.ack_method = _known_ack_method(policy.ack_requested)
+
+
+def _known_ack_method(value):
+    """A KEK_ACK_REQUESTED value from the wire if this library knows it, else None:
+    an unknown method (or malformed attribute) cannot key an ACK HASH, so the ACK is
+    then judged by its HASH length (the analyser says why)."""
+    try:
+        return None if value is None else crypto.ack_method_value(value)
+    except crypto.GDOICryptoError:
+        return None
 
 
 def _hex(entry, name, where, size=None):

@@ -119,6 +119,14 @@ def test_build_ack_without_any_method_says_where_it_looked(kek):
     assert len(ack.build_ack(rekey, MEMBER, bare, method=3)[GDOI_HASH].hash) == 64
 
 
+def test_build_ack_for_an_unknown_requested_method_needs_an_explicit_one(kek):
+    rekey = _rekey(kek, 6, ack_requested=4)  # a KEK_ACK_REQUESTED value we do not know
+    with pytest.raises(crypto.GDOICryptoError, match="requests ACK method 4 .*pass method="):
+        ack.build_ack(rekey, MEMBER, _member_view(kek))
+    assert len(ack.build_ack(rekey, MEMBER, _member_view(kek),
+                             method="sha384")[GDOI_HASH].hash) == 48
+
+
 @pytest.mark.parametrize("spelling, value", [
     (1, 1), (2, 2), (3, 3), ("REKEY_ACK_KEK_SHA256", 1), ("rekey_ack_kek_sha384", 2),
     ("REKEY_ACK_KEK_SHA512", 3), ("sha256", 1), ("sha-256", 1), ("SHA256", 1),

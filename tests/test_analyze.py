@@ -627,6 +627,20 @@ def test_ack_with_another_method_than_requested_says_so(tmp_path, p256):
                                    % kek.spi.hex())
 
 
+def test_ack_for_a_rekey_requesting_an_unknown_method_is_judged_by_length(tmp_path, p256):
+    kek = new_kek(signer=p256)
+    rekey = push(kek, 1, ack_requested=4)  # KEK_ACK_REQUESTED no one defines
+    member_ack = ack.build_ack(rekey, MEMBER, kek, method="sha256")
+    frames = [udp848(rekey), udp848(bytes(member_ack), src=MEMBER, dst=KS)]
+    store = keystore_for(kek)
+    reports = run(write_pcap(tmp_path / "unknown.pcap", frames), store)
+    assert reports[0]["signature"] == "valid" and reports[0]["kek"]["ack_requested"] == "4"
+    assert store.kek(kek.spi).ack_method is None  # learnt policy: unknown value dropped
+    assert reports[1]["error"] is None and reports[1]["ack"]["hash"] == "valid"
+    assert "KEK_ACK_REQUESTED 4, a method this analyser does not know" in (
+        reports[1]["ack"]["reason"])
+
+
 def test_capture_from_standard_input(tmp_path, p256):
     kek = new_kek(signer=p256)
     path = write_pcap(tmp_path / "in.pcap", [udp848(push(kek, s)) for s in (1, 2)])
