@@ -467,7 +467,7 @@ def iter_datagrams(path, notices=None):
         iteration with a final error Datagram.
     """
     from scapy.error import Scapy_Exception
-    from scapy.utils import RawPcapNgReader, RawPcapReader
+    from scapy.utils import RawPcapReader
     try:
         reader = RawPcapReader(str(path))
     except (OSError, Scapy_Exception, EOFError) as exc:
