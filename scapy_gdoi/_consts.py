@@ -27,6 +27,8 @@ ISAKMP_COOKIE_LEN = 8  # Initiator and Responder Cookie, 8 octets each
 #: (RFC 6407 §4, §5.3). [C2]
 KEK_SPI_LEN = 2 * ISAKMP_COOKIE_LEN
 GENERIC_PAYLOAD_HEADER_LEN = 4  # Next Payload, RESERVED, Payload Length [C] RFC 2408 §3.2
+SEQ_PAYLOAD_LEN = 8  # generic header + 32-bit Sequence Number [C2] RFC 6407 §5.7
+ID_PAYLOAD_HEADER_LEN = 8  # generic header, ID Type, Protocol ID, Port [C] RFC 2407 §4.6.2
 
 # Data attributes (RFC 2408 §3.3): the AF bit marks a basic (TV) attribute, whose
 # value is 16 bits; larger values need the variable (TLV) form.

@@ -29,9 +29,9 @@ from scapy_gdoi.rekey import dissect
 HASH_VALID, HASH_INVALID, HASH_UNVERIFIED = "valid", "invalid", "unverified"
 
 #: SEQ payload: generic header + 32-bit SEQ (RFC 6407 §5.7); the value's offset.
-SEQ_PAYLOAD_LEN, SEQ_VALUE_OFFSET = 8, 4
+SEQ_PAYLOAD_LEN, SEQ_VALUE_OFFSET = C.SEQ_PAYLOAD_LEN, C.GENERIC_PAYLOAD_HEADER_LEN
 #: ID payload: generic header, ID Type, 3 octets (RFC 2408 §3.8), then the data.
-ID_TYPE_OFFSET, ID_PAYLOAD_MIN_LEN = 4, 8
+ID_TYPE_OFFSET, ID_PAYLOAD_MIN_LEN = C.GENERIC_PAYLOAD_HEADER_LEN, C.ID_PAYLOAD_HEADER_LEN
 
 #: ACK HASH length -> hash, used only when the KEK_ACK_REQUESTED value was not seen.
 ACK_METHOD_BY_HASH_LENGTH = {hashlib.new(name).digest_size: value

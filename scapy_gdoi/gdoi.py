@@ -402,12 +402,12 @@ class GDOI_POP(GDOI_Payload):
 class GDOI_SEQ(GDOI_Payload):
     """Sequence Number payload (RFC 6407 §5.7): the rekey counter."""
     name = "GDOI SEQ"
-    min_length = 8
+    min_length = C.SEQ_PAYLOAD_LEN
     fields_desc = _payload_header() + [IntField("seq", 0)]
 
     @classmethod
     def _fits(cls, body):
-        return len(body) == 8
+        return len(body) == C.SEQ_PAYLOAD_LEN
 
     def _describe(self):
         return self.sprintf("SEQ %seq%")
