@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scapy_gdoi import _consts
+from conftest import strict_mode
 
 U64_MAX = 2 ** 64 - 1
 NOW = 1_764_878_000_000  # 2025-12-04T19:53:20Z in ms
@@ -31,17 +32,21 @@ W = 5000
 
 
 def _strict():
-    return (os.environ.get("CI", "").lower() in ("1", "true", "yes")
-            or os.environ.get("D3P_FAST_REQUIRE_C") == "1")
+    return strict_mode() or os.environ.get("D3P_FAST_REQUIRE_C") == "1"
+
+
+def _import_built(module, what):
+    """Import a compiled module; skip when it was not built, fail under CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if _strict():
+            pytest.fail("%s must be built under CI: %s" % (what, exc))
+        pytest.skip("%s not built (%s)" % (what, exc))
 
 
 def _load_c():
-    try:
-        return importlib.import_module("d3p_fast._c")
-    except ImportError as exc:
-        if _strict():
-            pytest.fail("the d3p_fast C extension must be built under CI: %s" % exc)
-        pytest.skip("d3p_fast C extension not built (%s)" % exc)
+    return _import_built("d3p_fast._c", "the d3p_fast C extension")
 
 
 def _cffi_only(c_module):
@@ -516,12 +521,7 @@ def test_c_and_python_agree_on_a_large_numpy_batch(c_impl, pure):
 @pytest.fixture(scope="module")
 def single(c_impl):
     """The _d3p_single module; under CI a build without it fails the run."""
-    try:
-        return importlib.import_module("d3p_fast._d3p_single")
-    except ImportError as exc:
-        if _strict():
-            pytest.fail("d3p_fast._d3p_single must be built under CI: %s" % exc)
-        pytest.skip("d3p_fast._d3p_single not built (%s)" % exc)
+    return _import_built("d3p_fast._d3p_single", "d3p_fast._d3p_single")
 
 
 def test_c_check_packet_is_the_single_builtin(c_impl, single):
